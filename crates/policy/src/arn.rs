@@ -1,0 +1,210 @@
+//! ARN patterns as IAM matches them in `Resource`, `NotResource` and the `Arn*` condition operators.
+//!
+//! An ARN is split into six parts on its first five colons
+//! (`arn:partition:service:region:account:resource`).
+//! The first five parts are globbed segment by segment, so a `*` there never crosses a colon;
+//! the resource part is globbed as a whole, so a `*` there crosses `/` and `:`.
+//! Patterns are split once at compile time; the request ARN is split once per evaluation.
+
+use crate::context::Context;
+use crate::glob::{Glob, STAR, match_tokens, push_pattern_tokens};
+use crate::template::Template;
+
+/// Splits an ARN into its six parts, or `None` when it has fewer than five colons.
+pub(crate) fn split_arn(arn: &str) -> Option<[&str; 6]> {
+    let mut parts = arn.splitn(6, ':');
+    Some([
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    ])
+}
+
+/// The resource part of a pattern: static, or with policy variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// No variables: compiled once.
+    Static(Glob),
+    /// Contains `${...}`: resolved per request.
+    Dynamic(Template),
+}
+
+impl Part {
+    fn new(text: &str, variables: bool) -> Part {
+        if variables && let Some(template) = Template::parse(text) {
+            return Part::Dynamic(template);
+        }
+        Part::Static(Glob::new(text))
+    }
+
+    fn matches(&self, text: &str, ctx: &Context, scratch: &mut Vec<u16>) -> bool {
+        match self {
+            Part::Static(glob) => glob.matches(text.as_bytes()),
+            Part::Dynamic(template) => template.resolve_tokens(ctx, scratch) && match_tokens(scratch, text.as_bytes()),
+        }
+    }
+}
+
+/// A compiled ARN pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ArnPattern {
+    /// `*`: every resource, including requests without a resource.
+    Any,
+    /// A six-part ARN pattern.
+    Arn { segments: Box<[Glob; 5]>, resource: Part },
+    /// Not an ARN (fewer than five colons): globbed against the whole request string.
+    Whole(Part),
+}
+
+impl ArnPattern {
+    /// Compiles `pattern`; `variables` enables `${...}` in the resource part (2012-10-17 only).
+    pub(crate) fn new(pattern: &str, variables: bool) -> ArnPattern {
+        if pattern == "*" {
+            return ArnPattern::Any;
+        }
+        match split_arn(pattern) {
+            Some([a, b, c, d, e, resource]) => ArnPattern::Arn {
+                segments: Box::new([Glob::new(a), Glob::new(b), Glob::new(c), Glob::new(d), Glob::new(e)]),
+                resource: Part::new(resource, variables),
+            },
+            None => ArnPattern::Whole(Part::new(pattern, variables)),
+        }
+    }
+
+    /// Matches a request resource; `split` is `split_arn(resource)` computed once by the caller.
+    pub(crate) fn matches(
+        &self,
+        resource: &str,
+        split: Option<&[&str; 6]>,
+        ctx: &Context,
+        scratch: &mut Vec<u16>,
+    ) -> bool {
+        match self {
+            ArnPattern::Any => true,
+            ArnPattern::Arn {
+                segments,
+                resource: part,
+            } => match split {
+                Some(parts) => {
+                    segments
+                        .iter()
+                        .zip(parts.iter())
+                        .all(|(glob, text)| glob.matches(text.as_bytes()))
+                        && part.matches(parts[5], ctx, scratch)
+                }
+                None => false,
+            },
+            ArnPattern::Whole(part) => part.matches(resource, ctx, scratch),
+        }
+    }
+
+    /// The template of the resource part, if it has variables.
+    pub(crate) fn template(&self) -> Option<&Template> {
+        match self {
+            ArnPattern::Any => None,
+            ArnPattern::Arn { resource: part, .. } | ArnPattern::Whole(part) => match part {
+                Part::Dynamic(t) => Some(t),
+                Part::Static(_) => None,
+            },
+        }
+    }
+}
+
+/// Matches an ARN given as glob tokens (a resolved `ArnLike` value with variables) against `text`.
+pub(crate) fn match_arn_tokens(pattern: &[u16], text: &str) -> bool {
+    let Some(parts) = split_arn(text) else {
+        return false;
+    };
+    let colon = u16::from(b':');
+    let mut rest = pattern;
+    for part in parts.iter().take(5) {
+        let Some(end) = rest.iter().position(|&t| t == colon) else {
+            return false;
+        };
+        let (segment, after) = rest.split_at(end);
+        if !match_tokens(segment, part.as_bytes()) {
+            return false;
+        }
+        rest = after.get(1..).unwrap_or_default();
+    }
+    match_tokens(rest, parts[5].as_bytes())
+}
+
+/// Glob tokens for a static pattern string (used for `ArnLike` values).
+pub(crate) fn pattern_tokens(text: &str) -> Vec<u16> {
+    let mut out = Vec::with_capacity(text.len());
+    push_pattern_tokens(text, &mut out);
+    out
+}
+
+/// Whether a token pattern is a lone `*`.
+pub(crate) fn is_star(tokens: &[u16]) -> bool {
+    tokens == [STAR]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_matching_table() {
+        let ctx = Context::new();
+        let cases: &[(&str, &str, bool)] = &[
+            ("*", "arn:aws:s3:::b/k", true),
+            ("*", "*", true),
+            ("arn:aws:s3:::b/*/test/*", "arn:aws:s3:::b/1/2/test/3/o.jpg", true),
+            ("arn:aws:s3:::bucket*", "arn:aws:s3:::bucket/key", true),
+            ("arn:aws:s3:::bucket", "arn:aws:s3:::bucket/key", false),
+            ("arn:aws:s3:::Bucket", "arn:aws:s3:::bucket", false),
+            ("arn:aws:s3:*:*:b", "arn:aws:s3:::b", true),
+            ("arn:aws:s3:us-*::b", "arn:aws:s3:::b", false),
+            (
+                "arn:aws:*:us-east-1:123456789012:*",
+                "arn:aws:sqs:us-east-1:123456789012:q",
+                true,
+            ),
+            (
+                "arn:aws:*:us-east-1:123456789012:*",
+                "arn:aws:sqs:us-east-2:123456789012:q",
+                false,
+            ),
+            // A pattern with fewer than five colons is globbed as a whole string.
+            ("arn:*", "arn:aws:sqs:us-east-2:123456789012:q", true),
+            ("arn:*:*:*:*:*", "arn:aws:sqs:us-east-2:123456789012:q", true),
+            (
+                "arn:aws:logs:*:*:log-group:/app/*:*",
+                "arn:aws:logs:us-east-1:1:log-group:/app/w:log-stream:i",
+                true,
+            ),
+            ("arn:aws:iam::*:role/x", "arn:aws:iam::123:role/x", true),
+            ("arn:aws:s3:::*", "*", false),
+        ];
+        let mut scratch = Vec::new();
+        for &(pattern, resource, expected) in cases {
+            let compiled = ArnPattern::new(pattern, true);
+            let split = split_arn(resource);
+            assert_eq!(
+                compiled.matches(resource, split.as_ref(), &ctx, &mut scratch),
+                expected,
+                "{pattern} vs {resource}"
+            );
+        }
+    }
+
+    #[test]
+    fn arn_tokens_glob_per_segment() {
+        assert!(match_arn_tokens(
+            &pattern_tokens("arn:aws:iam::*:role/*"),
+            "arn:aws:iam::1:role/a/b"
+        ));
+        assert!(!match_arn_tokens(
+            &pattern_tokens("arn:aws:iam::*:role/*"),
+            "arn:aws:iam:x:1:role/a"
+        ));
+        assert!(!match_arn_tokens(&pattern_tokens("arn:aws:*"), "arn:aws:iam::1:role/a"));
+        assert!(!match_arn_tokens(&pattern_tokens("*"), "not-an-arn"));
+    }
+}

@@ -1,0 +1,314 @@
+//! The application: builds the store, the pipeline and the services, and answers HTTP requests.
+
+use crate::config::{AuthArg, ServeArgs};
+use anyhow::Context as _;
+use bytes::Bytes;
+use citadel_core::account::{self, RootCredentials};
+use citadel_core::authz::Authorizer;
+use citadel_core::clock::{Clock, SystemClock};
+use citadel_core::identity::CredentialResolver;
+use citadel_core::random::{IdGen, OsRandom};
+use citadel_core::{AuthMode, IncomingRequest, Pipeline, PipelineConfig};
+use citadel_store::{MasterKey, RedbStore, Store};
+use http_body_util::BodyExt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything a request needs.
+pub struct App {
+    pub pipeline: Pipeline,
+    pub store: Arc<dyn Store>,
+    master: Arc<MasterKey>,
+    root: RootCredentials,
+    test_api: bool,
+    started: Instant,
+    max_body_bytes: usize,
+}
+
+/// The file holding the default account's root credentials.
+pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials";
+
+impl App {
+    /// Opens the data directory and builds the pipeline.
+    pub async fn open(args: &ServeArgs) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
+        let master = Arc::new(MasterKey::load_or_create(&args.data_dir).context("loading the master key")?);
+        let store: Arc<dyn Store> =
+            Arc::new(RedbStore::open(&args.data_dir.join("citadel.redb")).context("opening the store")?);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::with_offset(time::Duration::seconds(
+            args.clock_offset_seconds,
+        )));
+        let ids = IdGen::new(Arc::new(OsRandom));
+        let root = bootstrap_account(
+            store.as_ref(),
+            &master,
+            &ids,
+            &args.account_id,
+            &args.data_dir,
+            clock.now(),
+        )
+        .await?;
+        let credentials = Arc::new(CredentialResolver::new(store.clone(), master.clone()));
+        let authorizer = Arc::new(Authorizer::default());
+        let config = PipelineConfig {
+            region: args.region.clone(),
+            account_id: args.account_id.clone(),
+            auth_mode: match args.auth {
+                AuthArg::Enforce => AuthMode::Enforce,
+                AuthArg::Permissive => AuthMode::Permissive,
+            },
+            max_body_bytes: args.max_body_bytes,
+        };
+        let mut pipeline = Pipeline::new(config, credentials, authorizer, store.clone(), clock, ids);
+        pipeline.register(Arc::new(citadel_sts::Sts));
+        Ok(Arc::new(Self {
+            pipeline,
+            store,
+            master,
+            root,
+            test_api: args.test_api,
+            started: Instant::now(),
+            max_body_bytes: args.max_body_bytes,
+        }))
+    }
+
+    /// Answers one HTTP request.
+    pub async fn serve(
+        self: Arc<Self>,
+        req: http::Request<hyper::body::Incoming>,
+        remote: SocketAddr,
+        secure: bool,
+    ) -> http::Response<http_body_util::Full<Bytes>> {
+        let (mut parts, body) = req.into_parts();
+        // HTTP/2 carries the host in `:authority`; signatures cover it as the `host` header.
+        if !parts.headers.contains_key(http::header::HOST) {
+            if let Some(authority) = parts
+                .uri
+                .authority()
+                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+            {
+                parts.headers.insert(http::header::HOST, authority);
+            }
+        }
+        let path = parts.uri.path();
+        if path.starts_with("/_citadel/") || path.starts_with("/moto-api/") {
+            return self.admin(&parts, path).await.map(http_body_util::Full::new);
+        }
+        if let Some(len) = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        {
+            if len > self.max_body_bytes {
+                return too_large();
+            }
+        }
+        let limited = http_body_util::Limited::new(body, self.max_body_bytes);
+        let body = match limited.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return too_large(),
+        };
+        let incoming = IncomingRequest {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+            remote,
+            secure,
+        };
+        self.pipeline.handle(incoming).await.map(http_body_util::Full::new)
+    }
+
+    async fn admin(&self, parts: &http::request::Parts, path: &str) -> http::Response<Bytes> {
+        match (parts.method.as_str(), path) {
+            ("GET", "/_citadel/health") => {
+                let mut services: Vec<&str> = self.pipeline.services().map(|s| s.spec().signing_name).collect();
+                services.sort_unstable();
+                let body = serde_json::json!({
+                    "status": "ok",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "uptime_seconds": self.started.elapsed().as_secs_f64(),
+                    "services": services,
+                });
+                json_response(200, &body)
+            }
+            ("POST", "/_citadel/reset" | "/moto-api/reset") if self.test_api => match self.reset().await {
+                Ok(()) => json_response(200, &serde_json::json!({"status": "reset"})),
+                Err(err) => {
+                    tracing::error!(error = %err, "reset failed");
+                    json_response(500, &serde_json::json!({"error": err.to_string()}))
+                }
+            },
+            _ => json_response(404, &serde_json::json!({"error": "not found"})),
+        }
+    }
+
+    /// Wipes every table and recreates the default account with the same root credentials.
+    async fn reset(&self) -> anyhow::Result<()> {
+        self.store.clear().await?;
+        let now = self.pipeline.clock().now();
+        account::create_account(
+            self.store.as_ref(),
+            &self.master,
+            self.pipeline.ids(),
+            &self.root.account_id,
+            "default",
+            Some((self.root.access_key_id.clone(), self.root.secret_access_key.clone())),
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Closes the store cleanly.
+    pub async fn close(&self) {
+        if let Err(err) = self.store.close().await {
+            tracing::error!(error = %err, "closing the store failed");
+        }
+    }
+}
+
+fn json_response(status: u16, body: &serde_json::Value) -> http::Response<Bytes> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Bytes::from(serde_json::to_vec(body).unwrap_or_default()))
+        .unwrap_or_else(|_| http::Response::new(Bytes::new()))
+}
+
+fn too_large() -> http::Response<http_body_util::Full<Bytes>> {
+    http::Response::builder()
+        .status(413)
+        .header("content-type", "text/plain")
+        .body(http_body_util::Full::new(Bytes::from_static(
+            b"Request entity too large",
+        )))
+        .unwrap_or_else(|_| http::Response::new(http_body_util::Full::new(Bytes::new())))
+}
+
+/// Creates the default account on first start; otherwise reads its root credentials back.
+async fn bootstrap_account(
+    store: &dyn Store,
+    master: &MasterKey,
+    ids: &IdGen,
+    account_id: &str,
+    data_dir: &Path,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<RootCredentials> {
+    let file = data_dir.join(ROOT_CREDENTIALS_FILE);
+    if account::load_account(store, account_id).await?.is_some() {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        return parse_root_credentials(account_id, &text).context("parsing the root credentials file");
+    }
+    let from_env = match (
+        std::env::var("CITADEL_ROOT_ACCESS_KEY_ID"),
+        std::env::var("CITADEL_ROOT_SECRET_ACCESS_KEY"),
+    ) {
+        (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, secret)),
+        _ => None,
+    };
+    let generated = from_env.is_none();
+    let root = account::create_account(store, master, ids, account_id, "default", from_env, now).await?;
+    write_private(
+        &file,
+        &format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n# account {}\n",
+            root.access_key_id, root.secret_access_key, root.account_id
+        ),
+    )?;
+    if generated {
+        println!(
+            "Created account {} with root credentials (shown once; also in {}):\n  AWS_ACCESS_KEY_ID={}\n  AWS_SECRET_ACCESS_KEY={}",
+            root.account_id,
+            file.display(),
+            root.access_key_id,
+            root.secret_access_key
+        );
+    } else {
+        println!(
+            "Created account {} with the root credentials from the environment.",
+            root.account_id
+        );
+    }
+    Ok(root)
+}
+
+fn parse_root_credentials(account_id: &str, text: &str) -> Option<RootCredentials> {
+    let value = |name: &str| {
+        text.lines().find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
+    };
+    Some(RootCredentials {
+        account_id: account_id.to_string(),
+        access_key_id: value("aws_access_key_id")?,
+        secret_access_key: value("aws_secret_access_key")?,
+    })
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// `citadel account create|list` against a data directory the server is not using.
+pub async fn account_command(command: crate::config::AccountCommand) -> anyhow::Result<()> {
+    use crate::config::AccountCommand;
+    let data_dir = match &command {
+        AccountCommand::Create { data_dir, .. } | AccountCommand::List { data_dir } => data_dir.clone(),
+    };
+    std::fs::create_dir_all(&data_dir)?;
+    let master = MasterKey::load_or_create(&data_dir)?;
+    let store = RedbStore::open(&data_dir.join("citadel.redb"))
+        .context("opening the store (is a server running on this data directory?)")?;
+    let ids = IdGen::new(Arc::new(OsRandom));
+    match command {
+        AccountCommand::Create { name, account_id, .. } => {
+            let account_id = match account_id {
+                Some(id) => id,
+                None => account::fresh_account_id(&store, &ids).await?,
+            };
+            let root = account::create_account(
+                &store,
+                &master,
+                &ids,
+                &account_id,
+                &name,
+                None,
+                SystemClock::default().now(),
+            )
+            .await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "AccountId": root.account_id,
+                    "Name": name,
+                    "AccessKeyId": root.access_key_id,
+                    "SecretAccessKey": root.secret_access_key,
+                })
+            );
+        }
+        AccountCommand::List { .. } => {
+            for record in account::list_accounts(&store).await? {
+                println!("{}\t{}", record.account_id, record.name);
+            }
+        }
+    }
+    store.close().await?;
+    Ok(())
+}

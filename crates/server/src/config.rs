@@ -1,0 +1,147 @@
+//! Command-line flags; each is also an environment variable `CITADEL_<NAME>`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Citadel: a self-hosted, AWS-compatible cloud security plane.
+#[derive(Debug, Parser)]
+#[command(name = "citadel", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the server.
+    Serve(ServeArgs),
+    /// Evaluates or validates IAM policies offline.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Manages accounts in a data directory.
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+/// `citadel serve` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CITADEL_LISTEN", default_value = "127.0.0.1:4566")]
+    pub listen: SocketAddr,
+    /// Directory for the embedded store, blobs and keys.
+    #[arg(long, env = "CITADEL_DATA_DIR", default_value = "./citadel-data")]
+    pub data_dir: PathBuf,
+    /// Default region.
+    #[arg(long, env = "CITADEL_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Account id of the default account.
+    #[arg(long, env = "CITADEL_ACCOUNT_ID", default_value = "000000000000")]
+    pub account_id: String,
+    /// `enforce`: every request must be signed with a known key; `permissive`: unknown keys act as root.
+    #[arg(long, env = "CITADEL_AUTH", value_enum, default_value = "enforce")]
+    pub auth: AuthArg,
+    /// PEM certificate chain for HTTPS.
+    #[arg(long, env = "CITADEL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[arg(long, env = "CITADEL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a development certificate made in the data directory.
+    #[arg(long, env = "CITADEL_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+    /// Enables `POST /_citadel/reset` (and `/moto-api/reset`), which wipes all state.
+    #[arg(long, env = "CITADEL_TEST_API")]
+    pub test_api: bool,
+    /// Largest request body for non-S3 services, in bytes.
+    #[arg(long, env = "CITADEL_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Shifts the server's clock by this many seconds (tests use it to simulate skew).
+    #[arg(long, env = "CITADEL_CLOCK_OFFSET_SECONDS", default_value_t = 0, hide = true)]
+    pub clock_offset_seconds: i64,
+}
+
+/// Authentication modes.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum AuthArg {
+    /// Every request must be signed with a known key.
+    Enforce,
+    /// Unknown keys act as the default account's root.
+    Permissive,
+}
+
+/// `citadel policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluates a request against policies: prints allowed, explicitDeny or implicitDeny.
+    Eval(PolicyEvalArgs),
+    /// Validates a policy document as IAM Access Analyzer would.
+    Validate(PolicyValidateArgs),
+}
+
+/// `citadel policy eval` flags.
+#[derive(Debug, Args)]
+pub struct PolicyEvalArgs {
+    /// Identity-based policy files (repeatable).
+    #[arg(long = "policy")]
+    pub policies: Vec<PathBuf>,
+    /// Permissions boundary file.
+    #[arg(long)]
+    pub boundary: Option<PathBuf>,
+    /// Session policy file (repeatable).
+    #[arg(long = "session-policy")]
+    pub session_policies: Vec<PathBuf>,
+    /// Resource-based policy file.
+    #[arg(long)]
+    pub resource_policy: Option<PathBuf>,
+    /// The account that owns the resource.
+    #[arg(long)]
+    pub resource_account: Option<String>,
+    /// The calling principal's ARN.
+    #[arg(long)]
+    pub principal: String,
+    /// The action, e.g. s3:GetObject.
+    #[arg(long)]
+    pub action: String,
+    /// The resource ARN.
+    #[arg(long, default_value = "*")]
+    pub resource: String,
+    /// Context entries KEY=VALUE (repeat a key for a multi-valued key).
+    #[arg(long = "context")]
+    pub context: Vec<String>,
+}
+
+/// `citadel policy validate` flags.
+#[derive(Debug, Args)]
+pub struct PolicyValidateArgs {
+    /// The policy file.
+    pub file: PathBuf,
+    /// The kind of policy: identity, resource or trust.
+    #[arg(long, default_value = "identity")]
+    pub kind: String,
+}
+
+/// `citadel account ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Creates an account with its own root credentials.
+    Create {
+        /// A display name.
+        name: String,
+        /// Data directory (the server must not be running on it).
+        #[arg(long, env = "CITADEL_DATA_DIR", default_value = "./citadel-data")]
+        data_dir: PathBuf,
+        /// The account id; random when omitted.
+        #[arg(long)]
+        account_id: Option<String>,
+    },
+    /// Lists accounts.
+    List {
+        /// Data directory.
+        #[arg(long, env = "CITADEL_DATA_DIR", default_value = "./citadel-data")]
+        data_dir: PathBuf,
+    },
+}

@@ -1,0 +1,483 @@
+//! Large objects (S3 object bodies), streamed in bounded memory.
+//!
+//! Object bodies do not belong in the key-value store: they can be gigabytes, and a database
+//! transaction would hold them in memory or in its log.
+//! [`BlobStore`] moves them as streams of [`Bytes`] chunks instead, so memory use is bounded by the
+//! chunk size whatever the object size; the object's metadata stays in the [`crate::Store`].
+//!
+//! # The file layout of [`FsBlobStore`]
+//!
+//! A blob with key `k` lives at `<root>/objects/<h[0..2]>/<h>` where `h` is the hex SHA-256 of `k`.
+//! Hashing makes every key, however long or strange (`../../etc/passwd`, 1 KiB of UTF-8), a safe,
+//! fixed-length file name inside the root, so path traversal is impossible by construction.
+//! Each file starts with a header (`"CBLB"`, version 1, u32 big-endian key length, the key) so the
+//! key can be recovered for [`BlobStore::list`] and checked on read, followed by the body.
+//! Writes go to `<root>/tmp/` first, are fsynced, then renamed into place and the directory is
+//! fsynced: a reader sees the old blob or the new one, never a partial one, and an acknowledged put
+//! survives a crash.
+//!
+//! # Known weaknesses
+//!
+//! `list` walks every file (it exists for maintenance such as garbage collection; S3 listings come
+//! from the metadata in the key-value store).
+//! Temporary files left by a crash mid-put are removed by [`FsBlobStore::new`].
+
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// A stream of body chunks.
+pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// The largest chunk a [`FsBlobStore`] read yields.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+const MAGIC: &[u8; 4] = b"CBLB";
+const FORMAT_VERSION: u8 = 1;
+/// Magic, version, key length.
+const FIXED_HEADER: usize = 4 + 1 + 4;
+
+/// Why a blob operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// No blob has this key.
+    #[error("blob not found")]
+    NotFound,
+    /// The key cannot name a blob (it is empty).
+    #[error("invalid blob key")]
+    InvalidKey,
+    /// The requested range does not lie within the blob.
+    #[error("range {start}..{end} is not satisfiable for a blob of {size} bytes")]
+    InvalidRange {
+        /// The requested start.
+        start: u64,
+        /// The requested end (exclusive).
+        end: u64,
+        /// The blob's size.
+        size: u64,
+    },
+    /// A blob file does not have the expected header.
+    #[error("blob file {0} is corrupt")]
+    Corrupt(PathBuf),
+    /// The file system failed, or the body stream given to `put` failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// An open read of (part of) a blob.
+pub struct BlobRead {
+    /// The size of the whole blob.
+    pub size: u64,
+    /// The first byte in `body`.
+    pub start: u64,
+    /// One past the last byte in `body`.
+    pub end: u64,
+    /// The bytes `start..end`.
+    pub body: ByteStream,
+}
+
+impl std::fmt::Debug for BlobRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobRead")
+            .field("size", &self.size)
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .finish()
+    }
+}
+
+/// Storage for large objects, read and written as streams.
+#[async_trait::async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Stores `body` under `key`, replacing any previous blob atomically once the stream ends; returns
+    /// the number of bytes stored. Returns only once the blob is durable.
+    ///
+    /// # Errors
+    /// A failing `body` stream aborts the put and leaves any previous blob in place.
+    async fn put(&self, key: &str, body: ByteStream) -> Result<u64, BlobError>;
+
+    /// Reads the blob, or only bytes `[start, end)` of it when `range` is given (`end` is clamped to
+    /// the blob's size).
+    ///
+    /// # Errors
+    /// [`BlobError::NotFound`]; [`BlobError::InvalidRange`] when `start > end` or `start > size`.
+    async fn get(&self, key: &str, range: Option<(u64, u64)>) -> Result<BlobRead, BlobError>;
+
+    /// Removes the blob; returns whether it existed.
+    async fn delete(&self, key: &str) -> Result<bool, BlobError>;
+
+    /// Whether a blob has this key.
+    async fn exists(&self, key: &str) -> Result<bool, BlobError>;
+
+    /// Every key starting with `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError>;
+}
+
+/// A [`BlobStore`] in a directory of the local file system.
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    /// Uses (creating if needed) `dir`, and removes temporary files left by an interrupted put.
+    ///
+    /// # Errors
+    /// Fails when the directories cannot be created.
+    pub fn new(dir: &Path) -> Result<Self, BlobError> {
+        let store = Self {
+            root: dir.to_path_buf(),
+        };
+        std::fs::create_dir_all(store.objects_dir())?;
+        let tmp = store.tmp_dir();
+        // Anything in tmp/ is an unfinished put from a previous process: nobody will finish it.
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        Ok(store)
+    }
+
+    fn objects_dir(&self) -> PathBuf {
+        self.root.join("objects")
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// The file of `key`: only hex digits come from the key, so it is always inside the root.
+    fn path_of(&self, key: &str) -> Result<PathBuf, BlobError> {
+        if key.is_empty() {
+            return Err(BlobError::InvalidKey);
+        }
+        let digest = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes()));
+        let shard = digest.get(..2).ok_or(BlobError::InvalidKey)?;
+        Ok(self.objects_dir().join(shard).join(&digest))
+    }
+
+    fn header(key: &str) -> Result<Vec<u8>, BlobError> {
+        let key_len = u32::try_from(key.len()).map_err(|_| BlobError::InvalidKey)?;
+        let mut header = Vec::with_capacity(FIXED_HEADER + key.len());
+        header.extend_from_slice(MAGIC);
+        header.push(FORMAT_VERSION);
+        header.extend_from_slice(&key_len.to_be_bytes());
+        header.extend_from_slice(key.as_bytes());
+        Ok(header)
+    }
+}
+
+/// Reads a blob file's header; returns the stored key.
+async fn read_header(file: &mut tokio::fs::File, path: &Path) -> Result<String, BlobError> {
+    let corrupt = || BlobError::Corrupt(path.to_path_buf());
+    let mut fixed = [0u8; FIXED_HEADER];
+    file.read_exact(&mut fixed).await.map_err(|_| corrupt())?;
+    if &fixed[..4] != MAGIC || fixed[4] != FORMAT_VERSION {
+        return Err(corrupt());
+    }
+    let key_len = u32::from_be_bytes([fixed[5], fixed[6], fixed[7], fixed[8]]) as usize;
+    let mut key = vec![0u8; key_len];
+    file.read_exact(&mut key).await.map_err(|_| corrupt())?;
+    String::from_utf8(key).map_err(|_| corrupt())
+}
+
+/// Reads the key stored in a blob file (for `list`), synchronously.
+fn read_key_sync(path: &Path) -> Result<String, BlobError> {
+    use std::io::Read;
+    let corrupt = || BlobError::Corrupt(path.to_path_buf());
+    let mut file = std::fs::File::open(path)?;
+    let mut fixed = [0u8; FIXED_HEADER];
+    file.read_exact(&mut fixed).map_err(|_| corrupt())?;
+    if &fixed[..4] != MAGIC || fixed[4] != FORMAT_VERSION {
+        return Err(corrupt());
+    }
+    let key_len = u32::from_be_bytes([fixed[5], fixed[6], fixed[7], fixed[8]]) as usize;
+    let mut key = vec![0u8; key_len];
+    file.read_exact(&mut key).map_err(|_| corrupt())?;
+    String::from_utf8(key).map_err(|_| corrupt())
+}
+
+/// Removes a temporary file unless the put that owns it succeeded.
+struct TempFile {
+    path: Option<PathBuf>,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            // Best effort: a leftover is also removed by the next `FsBlobStore::new`.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn sync_dir(dir: &Path) -> Result<(), std::io::Error> {
+    tokio::fs::File::open(dir).await?.sync_all().await
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FsBlobStore {
+    async fn put(&self, key: &str, mut body: ByteStream) -> Result<u64, BlobError> {
+        let final_path = self.path_of(key)?;
+        let header = Self::header(key)?;
+        let mut name = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut name);
+        let mut temp = TempFile {
+            path: Some(self.tmp_dir().join(format!("{}.part", hex::encode(name)))),
+        };
+        let temp_path = temp.path.clone().ok_or(BlobError::InvalidKey)?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+            .await?;
+        file.write_all(&header).await?;
+        let mut size: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            file.write_all(&chunk).await?;
+            size += chunk.len() as u64;
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        drop(file);
+        let parent = final_path.parent().ok_or(BlobError::InvalidKey)?;
+        tokio::fs::create_dir_all(parent).await?;
+        tokio::fs::rename(&temp_path, &final_path).await?;
+        temp.path = None;
+        sync_dir(parent).await?;
+        Ok(size)
+    }
+
+    async fn get(&self, key: &str, range: Option<(u64, u64)>) -> Result<BlobRead, BlobError> {
+        let path = self.path_of(key)?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::NotFound),
+            Err(err) => return Err(err.into()),
+        };
+        let stored_key = read_header(&mut file, &path).await?;
+        if stored_key != key {
+            // Only a SHA-256 collision or a misplaced file could cause this.
+            return Err(BlobError::Corrupt(path));
+        }
+        let offset = (FIXED_HEADER + stored_key.len()) as u64;
+        let size = file.metadata().await?.len().saturating_sub(offset);
+        let (start, end) = match range {
+            None => (0, size),
+            Some((start, end)) if start <= end && start <= size => (start, end.min(size)),
+            Some((start, end)) => return Err(BlobError::InvalidRange { start, end, size }),
+        };
+        file.seek(std::io::SeekFrom::Start(offset + start)).await?;
+        let body = futures::stream::unfold((file, end - start), |(mut file, remaining)| async move {
+            if remaining == 0 {
+                return None;
+            }
+            let want = usize::try_from(remaining).unwrap_or(READ_CHUNK).min(READ_CHUNK);
+            let mut buffer = BytesMut::zeroed(want);
+            match file.read(&mut buffer).await {
+                Ok(0) => {
+                    let err = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob file shrank while reading");
+                    Some((Err(err), (file, 0)))
+                }
+                Ok(n) => {
+                    buffer.truncate(n);
+                    Some((Ok(buffer.freeze()), (file, remaining - n as u64)))
+                }
+                Err(err) => Some((Err(err), (file, 0))),
+            }
+        });
+        Ok(BlobRead {
+            size,
+            start,
+            end,
+            body: body.boxed(),
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BlobError> {
+        let path = self.path_of(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                if let Some(parent) = path.parent() {
+                    sync_dir(parent).await?;
+                }
+                Ok(true)
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
+        Ok(tokio::fs::try_exists(self.path_of(key)?).await?)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        let objects = self.objects_dir();
+        let prefix = prefix.to_owned();
+        let walk = move || -> Result<Vec<String>, BlobError> {
+            let mut keys = Vec::new();
+            for shard in std::fs::read_dir(&objects)? {
+                let shard = shard?;
+                if !shard.file_type()?.is_dir() {
+                    continue;
+                }
+                for entry in std::fs::read_dir(shard.path())? {
+                    let entry = entry?;
+                    match read_key_sync(&entry.path()) {
+                        Ok(key) if key.starts_with(&prefix) => keys.push(key),
+                        Ok(_) => {}
+                        // Deleted between the directory read and the open.
+                        Err(BlobError::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        };
+        tokio::task::spawn_blocking(walk)
+            .await
+            .map_err(|err| BlobError::Io(std::io::Error::other(err)))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: Vec<Vec<u8>>) -> ByteStream {
+        futures::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from(p)))).boxed()
+    }
+
+    async fn read_all(read: BlobRead) -> (Vec<u8>, usize) {
+        let mut out = Vec::new();
+        let mut largest = 0;
+        let mut body = read.body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.unwrap();
+            largest = largest.max(chunk.len());
+            out.extend_from_slice(&chunk);
+        }
+        (out, largest)
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn put_get_ranges_and_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = FsBlobStore::new(dir.path()).unwrap();
+        let data = pattern(300_000);
+        let parts: Vec<Vec<u8>> = data.chunks(7_000).map(<[u8]>::to_vec).collect();
+        assert_eq!(blobs.put("bucket/a.bin", chunks(parts)).await.unwrap(), 300_000);
+
+        let (whole, largest) = read_all(blobs.get("bucket/a.bin", None).await.unwrap()).await;
+        assert_eq!(whole, data);
+        assert!(largest <= READ_CHUNK, "reads are bounded by the chunk size");
+
+        let ranges: &[((u64, u64), std::ops::Range<usize>)] = &[
+            ((0, 1), 0..1),
+            ((10, 70_000), 10..70_000),
+            ((299_990, 400_000), 299_990..300_000),
+            ((5, 5), 5..5),
+        ];
+        for ((start, end), want) in ranges {
+            let read = blobs.get("bucket/a.bin", Some((*start, *end))).await.unwrap();
+            assert_eq!((read.size, read.start, read.end), (300_000, *start, want.end as u64));
+            assert_eq!(read_all(read).await.0, data[want.clone()], "range {start}..{end}");
+        }
+        for bad in [(10, 5), (300_001, 300_002)] {
+            assert!(matches!(
+                blobs.get("bucket/a.bin", Some(bad)).await,
+                Err(BlobError::InvalidRange { .. })
+            ));
+        }
+
+        assert_eq!(
+            blobs.put("bucket/a.bin", chunks(vec![b"new".to_vec()])).await.unwrap(),
+            3
+        );
+        assert_eq!(read_all(blobs.get("bucket/a.bin", None).await.unwrap()).await.0, b"new");
+        assert_eq!(blobs.put("empty", chunks(vec![])).await.unwrap(), 0);
+        assert_eq!(read_all(blobs.get("empty", None).await.unwrap()).await.0, b"");
+    }
+
+    #[tokio::test]
+    async fn delete_exists_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = FsBlobStore::new(dir.path()).unwrap();
+        for key in ["b/2", "a/1", "a/2", "c"] {
+            blobs.put(key, chunks(vec![key.as_bytes().to_vec()])).await.unwrap();
+        }
+        assert_eq!(blobs.list("a/").await.unwrap(), vec!["a/1", "a/2"]);
+        assert_eq!(blobs.list("").await.unwrap(), vec!["a/1", "a/2", "b/2", "c"]);
+        assert!(blobs.exists("a/1").await.unwrap());
+        assert!(blobs.delete("a/1").await.unwrap());
+        assert!(!blobs.delete("a/1").await.unwrap());
+        assert!(!blobs.exists("a/1").await.unwrap());
+        assert!(matches!(blobs.get("a/1", None).await, Err(BlobError::NotFound)));
+        assert_eq!(blobs.list("a").await.unwrap(), vec!["a/2"]);
+        assert!(matches!(blobs.exists("").await, Err(BlobError::InvalidKey)));
+    }
+
+    #[tokio::test]
+    async fn hostile_keys_stay_inside_the_root() {
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("blobs");
+        let blobs = FsBlobStore::new(&root).unwrap();
+        let keys = [
+            "../../escape",
+            "/etc/passwd",
+            "..",
+            "a/../../b",
+            "nul\0byte",
+            &"k".repeat(5000),
+        ];
+        for key in keys {
+            blobs.put(key, chunks(vec![b"x".to_vec()])).await.unwrap();
+            assert_eq!(read_all(blobs.get(key, None).await.unwrap()).await.0, b"x");
+        }
+        // Nothing was created beside the root.
+        let beside: Vec<_> = std::fs::read_dir(outer.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, vec![std::ffi::OsString::from("blobs")]);
+        let mut listed = blobs.list("").await.unwrap();
+        listed.sort();
+        let mut want: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        want.sort();
+        assert_eq!(listed, want);
+    }
+
+    #[tokio::test]
+    async fn failed_put_keeps_old_blob_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = FsBlobStore::new(dir.path()).unwrap();
+        blobs.put("k", chunks(vec![b"old".to_vec()])).await.unwrap();
+        let failing: ByteStream = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"partial")),
+            Err(std::io::Error::other("client went away")),
+        ])
+        .boxed();
+        assert!(matches!(blobs.put("k", failing).await, Err(BlobError::Io(_))));
+        assert_eq!(read_all(blobs.get("k", None).await.unwrap()).await.0, b"old");
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn corrupt_file_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = FsBlobStore::new(dir.path()).unwrap();
+        blobs.put("k", chunks(vec![b"data".to_vec()])).await.unwrap();
+        std::fs::write(blobs.path_of("k").unwrap(), b"garbage").unwrap();
+        assert!(matches!(blobs.get("k", None).await, Err(BlobError::Corrupt(_))));
+    }
+}

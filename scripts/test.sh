@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs Citadel's whole test suite: the Rust unit and integration tests, then the Python suite
+# (boto3 and the aws CLI against the real binary).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c "import boto3, pytest" 2>/dev/null || ! command -v aws >/dev/null; then
+  python3 -m pip install -q -r tests/python/requirements.txt
+fi
+
+cargo build -p citadel
+cargo test --workspace --no-fail-fast
+python3 -m pytest -q tests/python

@@ -1,0 +1,6 @@
+//! Citadel's integration tests: the real binary, driven by aws-sdk-rust and raw HTTP.
+//!
+//! One test binary (so the 2-core CI links once); each module is one area.
+
+mod foundation;
+mod harness;
