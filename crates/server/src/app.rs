@@ -20,6 +20,7 @@ use std::time::Instant;
 pub struct App {
     pub pipeline: Pipeline,
     pub store: Arc<dyn Store>,
+    s3: citadel_s3::S3Frontend,
     master: Arc<MasterKey>,
     root: RootCredentials,
     test_api: bool,
@@ -62,11 +63,31 @@ impl App {
             },
             max_body_bytes: args.max_body_bytes,
         };
-        let mut pipeline = Pipeline::new(config, credentials, authorizer, store.clone(), clock, ids);
+        let mut pipeline = Pipeline::new(config, credentials, authorizer, store.clone(), clock, ids.clone());
         pipeline.register(Arc::new(citadel_sts::Sts));
+        pipeline.register(Arc::new(citadel_kms::Kms::new(
+            store.clone(),
+            master.clone(),
+            ids.clone(),
+        )));
+        let blobs: Arc<dyn citadel_store::BlobStore> =
+            Arc::new(citadel_store::FsBlobStore::new(&args.data_dir.join("blobs")).context("opening the blob store")?);
+        let s3 = citadel_s3::S3Frontend::new(citadel_s3::S3Config {
+            store: store.clone(),
+            blobs,
+            master: master.clone(),
+            credentials: pipeline.credentials().clone(),
+            authorizer: pipeline.authorizer().clone(),
+            clock: pipeline.clock().clone(),
+            ids,
+            region: args.region.clone(),
+            account_id: args.account_id.clone(),
+            base_domain: None,
+        });
         Ok(Arc::new(Self {
             pipeline,
             store,
+            s3,
             master,
             root,
             test_api: args.test_api,
@@ -81,7 +102,7 @@ impl App {
         req: http::Request<hyper::body::Incoming>,
         remote: SocketAddr,
         secure: bool,
-    ) -> http::Response<http_body_util::Full<Bytes>> {
+    ) -> http::Response<citadel_s3::Body> {
         let (mut parts, body) = req.into_parts();
         // HTTP/2 carries the host in `:authority`; signatures cover it as the `host` header.
         if !parts.headers.contains_key(http::header::HOST) {
@@ -95,7 +116,11 @@ impl App {
         }
         let path = parts.uri.path();
         if path.starts_with("/_citadel/") || path.starts_with("/moto-api/") {
-            return self.admin(&parts, path).await.map(http_body_util::Full::new);
+            return self.admin(&parts, path).await.map(citadel_s3::Body::from);
+        }
+        if citadel_s3::is_s3_request(&parts.method, &parts.uri, &parts.headers) {
+            let req = http::Request::from_parts(parts, citadel_s3::Body::from(body));
+            return self.s3.handle(req, remote, secure).await;
         }
         if let Some(len) = parts
             .headers
@@ -119,13 +144,14 @@ impl App {
             remote,
             secure,
         };
-        self.pipeline.handle(incoming).await.map(http_body_util::Full::new)
+        self.pipeline.handle(incoming).await.map(citadel_s3::Body::from)
     }
 
     async fn admin(&self, parts: &http::request::Parts, path: &str) -> http::Response<Bytes> {
         match (parts.method.as_str(), path) {
             ("GET", "/_citadel/health") => {
                 let mut services: Vec<&str> = self.pipeline.services().map(|s| s.spec().signing_name).collect();
+                services.push("s3");
                 services.sort_unstable();
                 let body = serde_json::json!({
                     "status": "ok",
@@ -179,14 +205,12 @@ fn json_response(status: u16, body: &serde_json::Value) -> http::Response<Bytes>
         .unwrap_or_else(|_| http::Response::new(Bytes::new()))
 }
 
-fn too_large() -> http::Response<http_body_util::Full<Bytes>> {
+fn too_large() -> http::Response<citadel_s3::Body> {
     http::Response::builder()
         .status(413)
         .header("content-type", "text/plain")
-        .body(http_body_util::Full::new(Bytes::from_static(
-            b"Request entity too large",
-        )))
-        .unwrap_or_else(|_| http::Response::new(http_body_util::Full::new(Bytes::new())))
+        .body(citadel_s3::Body::from(Bytes::from_static(b"Request entity too large")))
+        .unwrap_or_else(|_| http::Response::new(citadel_s3::Body::from(Bytes::new())))
 }
 
 /// Creates the default account on first start; otherwise reads its root credentials back.

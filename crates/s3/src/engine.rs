@@ -1,0 +1,456 @@
+//! Shared machinery of the handlers: rows, commits with audit, encrypted streaming bodies.
+
+use crate::checksum::{Algorithm, Checksum};
+use crate::crypto::{
+    self, ChunkOpener, ChunkSealer, CustomerKey, DataKeyProvider, Key256, SegmentHeader, WrappedDataKey,
+};
+use crate::frontend::{RequestState, error};
+use crate::meta::{self, BucketRecord, ObjectEncryption, ObjectRecord, Segment};
+use base64::Engine;
+use bytes::Bytes;
+use citadel_core::authz::Authorizer;
+use citadel_core::identity::CredentialResolver;
+use citadel_core::{Clock, IdGen};
+use citadel_store::{BlobStore, ByteStream, CommitError, Store, WriteBatch};
+use futures::{StreamExt, TryStreamExt};
+use md5::Digest as _;
+use parking_lot::{Mutex, RwLock};
+use s3s::dto::StreamingBlob;
+use s3s::{S3Error, S3ErrorCode, S3Result};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The largest single PUT (and part) AWS accepts: 5 GiB.
+pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// State shared by the hooks and handlers.
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub credentials: Arc<CredentialResolver>,
+    pub authorizer: Arc<Authorizer>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: IdGen,
+    pub region: String,
+    pub account_id: String,
+    pub sse_s3: Arc<dyn DataKeyProvider>,
+    pub kms: RwLock<Option<Arc<dyn DataKeyProvider>>>,
+}
+
+/// The internal error clients see, with the cause logged.
+pub(crate) fn internal(cause: impl std::fmt::Display) -> S3Error {
+    tracing::error!(error = %cause, "s3 internal error");
+    error(
+        S3ErrorCode::InternalError,
+        500,
+        "We encountered an internal error. Please try again.",
+    )
+}
+
+/// `NoSuchBucket`.
+pub(crate) fn no_such_bucket(bucket: &str) -> S3Error {
+    let _ = bucket;
+    error(S3ErrorCode::NoSuchBucket, 404, "The specified bucket does not exist")
+}
+
+/// `NoSuchKey`.
+pub(crate) fn no_such_key() -> S3Error {
+    error(S3ErrorCode::NoSuchKey, 404, "The specified key does not exist.")
+}
+
+/// What a body upload produced.
+pub(crate) struct Written {
+    pub segment: Segment,
+    pub md5_hex: String,
+    pub checksum: Option<String>,
+}
+
+#[derive(Default)]
+struct Observer {
+    size: u64,
+    md5: md5::Md5,
+    checksum: Option<Checksum>,
+    too_large: bool,
+    failure: Option<s3s::StdError>,
+    sealing: bool,
+}
+
+/// A `Sync` wrapper for a `Send` stream, because s3s's bodies must be `Sync`.
+pub(crate) struct SyncStream(Mutex<ByteStream>);
+
+impl futures::Stream for SyncStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.get_mut().0.get_mut().poll_next_unpin(cx)
+    }
+}
+
+/// A response body from a plaintext stream.
+pub(crate) fn blob_body(stream: ByteStream) -> StreamingBlob {
+    StreamingBlob::wrap(SyncStream(Mutex::new(stream)))
+}
+
+fn io_error(err: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(err.to_string())
+}
+
+impl Inner {
+    /// A bucket row with its raw bytes (for preconditions).
+    pub async fn bucket(&self, name: &str) -> S3Result<Option<(BucketRecord, Vec<u8>)>> {
+        let raw = self
+            .store
+            .get(meta::BUCKETS, &meta::bucket_key(name))
+            .await
+            .map_err(internal)?;
+        Ok(raw.and_then(|raw| meta::decode::<BucketRecord>(&raw).map(|record| (record, raw))))
+    }
+
+    /// A bucket row, or `NoSuchBucket`.
+    pub async fn require_bucket(&self, name: &str) -> S3Result<(BucketRecord, Vec<u8>)> {
+        self.bucket(name).await?.ok_or_else(|| no_such_bucket(name))
+    }
+
+    /// The current object row with its raw bytes.
+    pub async fn object(&self, bucket: &str, key: &str) -> S3Result<Option<(ObjectRecord, Vec<u8>)>> {
+        let raw = self
+            .store
+            .get(meta::OBJECTS, &meta::object_key(bucket, key))
+            .await
+            .map_err(internal)?;
+        Ok(raw.and_then(|raw| meta::decode::<ObjectRecord>(&raw).map(|record| (record, raw))))
+    }
+
+    /// Commits a change together with the request's CloudTrail record.
+    pub async fn commit(
+        &self,
+        state: &RequestState,
+        mut batch: WriteBatch,
+        response: Option<Value>,
+    ) -> Result<(), CommitError> {
+        if let Some((key, record)) = crate::audit::build_record(self, state, None, response) {
+            batch.put(
+                citadel_core::audit::EVENTS,
+                &key,
+                &serde_json::to_vec(&record).unwrap_or_default(),
+            );
+        }
+        self.store.commit(batch).await?;
+        state.audit.lock().recorded = true;
+        Ok(())
+    }
+
+    /// Removes blobs no row points at any more (best effort: a leftover is only wasted space).
+    pub async fn drop_blobs(&self, blobs: impl IntoIterator<Item = String>) {
+        for blob in blobs {
+            if let Err(err) = self.blobs.delete(&blob).await {
+                tracing::warn!(blob = %blob, error = %err, "could not delete an unused blob");
+            }
+        }
+    }
+
+    /// A fresh blob key.
+    pub fn blob_key(&self, kind: &str) -> String {
+        format!("s3/{kind}/{}", self.ids.uuid())
+    }
+
+    /// Encrypts a request body into a new segment blob, measuring it on the way.
+    pub async fn write_segment(
+        &self,
+        body: Option<StreamingBlob>,
+        data_key: &Key256,
+        limit: u64,
+        checksum: Option<Algorithm>,
+        kind: &str,
+    ) -> S3Result<Written> {
+        let header = SegmentHeader::random();
+        let sealer = ChunkSealer::new(data_key, header).map_err(internal)?;
+        let observer = Arc::new(Mutex::new(Observer {
+            checksum: checksum.map(Checksum::new),
+            ..Default::default()
+        }));
+        let input: futures::stream::BoxStream<'static, Result<Bytes, s3s::StdError>> = match body {
+            Some(body) => body.boxed(),
+            None => futures::stream::empty().boxed(),
+        };
+        let watcher = observer.clone();
+        let stream = futures::stream::unfold(
+            (input, Some(sealer), watcher),
+            move |(mut input, sealer, watcher)| async move {
+                let mut sealer = sealer?;
+                loop {
+                    match input.next().await {
+                        Some(Ok(bytes)) => {
+                            {
+                                let mut seen = watcher.lock();
+                                seen.size += bytes.len() as u64;
+                                if seen.size > limit {
+                                    seen.too_large = true;
+                                    drop(seen);
+                                    return Some((Err(io_error("too large")), (input, None, watcher)));
+                                }
+                                seen.md5.update(&bytes);
+                                if let Some(c) = seen.checksum.as_mut() {
+                                    c.update(&bytes);
+                                }
+                            }
+                            match sealer.push(&bytes) {
+                                Ok(out) if out.is_empty() => continue,
+                                Ok(out) => return Some((Ok(out), (input, Some(sealer), watcher))),
+                                Err(err) => {
+                                    watcher.lock().sealing = true;
+                                    return Some((Err(io_error(err)), (input, None, watcher)));
+                                }
+                            }
+                        }
+                        Some(Err(err)) => {
+                            watcher.lock().failure = Some(err);
+                            return Some((Err(io_error("request body failed")), (input, None, watcher)));
+                        }
+                        None => {
+                            return match sealer.finish() {
+                                Ok(out) => Some((Ok(out), (input, None, watcher))),
+                                Err(err) => {
+                                    watcher.lock().sealing = true;
+                                    Some((Err(io_error(err)), (input, None, watcher)))
+                                }
+                            };
+                        }
+                    }
+                }
+            },
+        );
+        let blob = self.blob_key(kind);
+        let result = self.blobs.put(&blob, stream.boxed()).await;
+        let mut seen = std::mem::take(&mut *observer.lock());
+        if let Err(err) = result {
+            if seen.too_large {
+                return Err(error(
+                    S3ErrorCode::EntityTooLarge,
+                    400,
+                    "Your proposed upload exceeds the maximum allowed size",
+                ));
+            }
+            if let Some(failure) = seen.failure.take() {
+                return Err(match failure.downcast::<S3Error>() {
+                    Ok(s3) => *s3,
+                    Err(other) => error(
+                        S3ErrorCode::IncompleteBody,
+                        400,
+                        format!("The request body could not be read: {other}"),
+                    ),
+                });
+            }
+            return Err(internal(err));
+        }
+        let md5_hex = hex::encode(seen.md5.finalize());
+        Ok(Written {
+            segment: Segment {
+                blob,
+                size: seen.size,
+                nonce: header.nonce_hex(),
+                chunk_size: header.chunk_size,
+            },
+            md5_hex,
+            checksum: seen.checksum.map(Checksum::finish),
+        })
+    }
+
+    /// The plaintext bytes `[from, to)` of a body made of `segments`, decrypted as they stream.
+    pub fn read_plain(&self, segments: &[Segment], data_key: Key256, from: u64, to: u64) -> ByteStream {
+        let mut plans = Vec::new();
+        let mut offset = 0u64;
+        for segment in segments {
+            let start = from.max(offset);
+            let end = to.min(offset + segment.size);
+            if start < end {
+                plans.push((segment.clone(), start - offset, end - offset));
+            }
+            offset += segment.size;
+        }
+        let blobs = self.blobs.clone();
+        futures::stream::iter(plans)
+            .then(move |(segment, a, b)| open_segment(blobs.clone(), segment, data_key.clone(), a, b))
+            .try_flatten()
+            .boxed()
+    }
+
+    /// The SSE-KMS provider, when KMS is wired in.
+    fn kms(&self) -> Option<Arc<dyn DataKeyProvider>> {
+        self.kms.read().clone()
+    }
+
+    /// Chooses and creates the encryption of a new object: SSE-C when the customer sent a key,
+    /// otherwise the requested or the bucket's default server-side encryption (SSE-S3 by default).
+    pub async fn new_encryption(
+        &self,
+        state: &RequestState,
+        bucket: &BucketRecord,
+        requested: Option<&str>,
+        kms_key_id: Option<&str>,
+        customer: Option<&CustomerKey>,
+        context: &[(String, String)],
+    ) -> S3Result<(ObjectEncryption, Key256)> {
+        if let Some(customer) = customer {
+            if requested.is_some() {
+                return Err(error(
+                    S3ErrorCode::InvalidArgument,
+                    400,
+                    "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",
+                ));
+            }
+            let data_key = crypto::new_data_key();
+            let wrapped = crypto::wrap_key(&customer.key, &data_key, crypto::SSE_C_WRAP_AAD).map_err(internal)?;
+            let salt = crypto::random_bytes::<16>();
+            let proof = crypto::customer_key_proof(&customer.key, &salt);
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let encryption = ObjectEncryption {
+                mode: "SSE-C".into(),
+                wrapped_key: b64.encode(wrapped),
+                kms_key_id: None,
+                customer_salt: Some(b64.encode(salt)),
+                customer_proof: Some(b64.encode(proof)),
+                customer_key_md5: Some(customer.key_md5.clone()),
+                bucket_key_enabled: false,
+            };
+            return Ok((encryption, data_key));
+        }
+        let default = bucket.encryption.clone();
+        let (mode, key_id, bucket_key) = match requested {
+            Some(mode) => (mode.to_string(), kms_key_id.map(str::to_string), false),
+            None => match default {
+                Some(d) => (
+                    d.algorithm,
+                    kms_key_id.map(str::to_string).or(d.kms_key_id),
+                    d.bucket_key_enabled,
+                ),
+                None => ("AES256".to_string(), None, false),
+            },
+        };
+        let provider = match mode.as_str() {
+            "AES256" => self.sse_s3.clone(),
+            "aws:kms" | "aws:kms:dsse" => {
+                if state.signature_version == Some("AWS") {
+                    return Err(error(
+                        S3ErrorCode::InvalidArgument,
+                        400,
+                        "Requests specifying Server Side Encryption with AWS KMS managed keys require AWS Signature Version 4.",
+                    ));
+                }
+                self.kms().ok_or_else(|| {
+                    error(
+                        S3ErrorCode::InvalidArgument,
+                        400,
+                        "Server Side Encryption with AWS KMS managed keys is not available on this server.",
+                    )
+                })?
+            }
+            _ => {
+                return Err(error(
+                    S3ErrorCode::InvalidArgument,
+                    400,
+                    "The encryption method specified is not supported",
+                ));
+            }
+        };
+        let data_key = provider.generate(key_id.as_deref(), context).await.map_err(internal)?;
+        let encryption = ObjectEncryption {
+            mode: provider.algorithm().to_string(),
+            wrapped_key: base64::engine::general_purpose::STANDARD.encode(&data_key.wrapped.blob),
+            kms_key_id: data_key.wrapped.key_id.clone(),
+            customer_salt: None,
+            customer_proof: None,
+            customer_key_md5: None,
+            bucket_key_enabled: bucket_key,
+        };
+        Ok((encryption, data_key.plaintext))
+    }
+
+    /// Unwraps an object's data key, checking SSE-C keys the way AWS does.
+    pub async fn open_key(
+        &self,
+        encryption: Option<&ObjectEncryption>,
+        customer: Option<&CustomerKey>,
+        context: &[(String, String)],
+    ) -> S3Result<Key256> {
+        let Some(encryption) = encryption else {
+            return Err(internal("object without encryption metadata"));
+        };
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let wrapped = b64.decode(&encryption.wrapped_key).map_err(internal)?;
+        if encryption.mode == "SSE-C" {
+            let Some(customer) = customer else {
+                return Err(error(
+                    S3ErrorCode::InvalidRequest,
+                    400,
+                    "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.",
+                ));
+            };
+            let salt = b64
+                .decode(encryption.customer_salt.as_deref().unwrap_or_default())
+                .map_err(internal)?;
+            let proof = b64
+                .decode(encryption.customer_proof.as_deref().unwrap_or_default())
+                .map_err(internal)?;
+            if !crypto::customer_key_matches(&customer.key, &salt, &proof) {
+                return Err(error(S3ErrorCode::AccessDenied, 403, "Access Denied"));
+            }
+            return crypto::unwrap_key(&customer.key, &wrapped, crypto::SSE_C_WRAP_AAD).map_err(internal);
+        }
+        if customer.is_some() {
+            return Err(error(
+                S3ErrorCode::InvalidRequest,
+                400,
+                "The encryption parameters are not applicable to this object.",
+            ));
+        }
+        let wrapped = WrappedDataKey {
+            key_id: encryption.kms_key_id.clone(),
+            blob: wrapped,
+        };
+        let provider = if encryption.mode == "AES256" {
+            Some(self.sse_s3.clone())
+        } else {
+            self.kms()
+        };
+        let provider = provider.ok_or_else(|| internal("no provider for the object's encryption"))?;
+        provider.decrypt(&wrapped, context).await.map_err(internal)
+    }
+}
+
+async fn open_segment(
+    blobs: Arc<dyn BlobStore>,
+    segment: Segment,
+    data_key: Key256,
+    from: u64,
+    to: u64,
+) -> Result<ByteStream, std::io::Error> {
+    let header =
+        SegmentHeader::from_parts(segment.chunk_size, &segment.nonce).ok_or_else(|| io_error("bad segment header"))?;
+    let (start, end, _) = header.cipher_range(from, to, segment.size);
+    let read = blobs.get(&segment.blob, Some((start, end))).await.map_err(io_error)?;
+    let opener = ChunkOpener::new(&data_key, header, segment.size, from, to).map_err(io_error)?;
+    let stream = futures::stream::unfold((read.body, Some(opener)), |(mut body, opener)| async move {
+        let mut opener = opener?;
+        loop {
+            match body.next().await {
+                Some(Ok(bytes)) => match opener.push(&bytes) {
+                    Ok(out) if out.is_empty() => continue,
+                    Ok(out) => return Some((Ok(out), (body, Some(opener)))),
+                    Err(err) => return Some((Err(io_error(err)), (body, None))),
+                },
+                Some(Err(err)) => return Some((Err(err), (body, None))),
+                None => {
+                    return match opener.finish() {
+                        Ok(()) => None,
+                        Err(err) => Some((Err(io_error(err)), (body, None))),
+                    };
+                }
+            }
+        }
+    });
+    Ok(stream.boxed())
+}
