@@ -115,3 +115,33 @@ def test_sigterm_is_graceful():
         assert "Citadel stopped" in rest
     finally:
         s.close()
+
+
+def signed_admin_post(server, path, payload, access_key=ROOT_ACCESS_KEY_ID,
+                      secret="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"):
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    import requests
+    body = json.dumps(payload)
+    req = botocore.awsrequest.AWSRequest(method="POST", url=server.endpoint + path, data=body,
+                                         headers={"Content-Type": "application/json"})
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(access_key, secret), "sts", "us-east-1").add_auth(req)
+    prepared = req.prepare()
+    return requests.post(prepared.url, data=body, headers=dict(prepared.headers))
+
+
+def test_account_api_creates_accounts_with_their_own_root(server):
+    response = signed_admin_post(server, "/_citadel/accounts", {"Name": "second"})
+    assert response.status_code == 200, response.text
+    created = response.json()
+    assert len(created["AccountId"]) == 12
+    assert created["AccessKeyId"].startswith("AKIA") and len(created["SecretAccessKey"]) == 40
+    other = server.client("sts", access_key=created["AccessKeyId"], secret=created["SecretAccessKey"])
+    assert other.get_caller_identity()["Arn"] == f"arn:aws:iam::{created['AccountId']}:root"
+    # Only the default account's root may create accounts.
+    denied = signed_admin_post(server, "/_citadel/accounts", {"Name": "third"},
+                               access_key=created["AccessKeyId"], secret=created["SecretAccessKey"])
+    assert denied.status_code == 403
+    unsigned = __import__("requests").post(server.endpoint + "/_citadel/accounts", data="{}")
+    assert unsigned.status_code == 403

@@ -64,6 +64,12 @@ impl Authorizer {
             return Ok(());
         }
         let principal = &ctx.principal;
+        if let Some(message) = temporary_credential_restriction(ctx) {
+            return Err(Denial {
+                message,
+                action: format!("{}:{}", ctx.service, ctx.operation),
+            });
+        }
         let source = self.source.read().clone();
         let policies = match (&principal.kind, source) {
             (
@@ -206,4 +212,30 @@ impl Authorizer {
             action: check.action.clone(),
         })
     }
+}
+
+/// AWS's fixed limits on what temporary credentials may call, independent of any policy.
+///
+/// Federation-token sessions cannot call IAM, nor STS other than GetCallerIdentity; GetSessionToken
+/// sessions cannot call IAM without MFA, nor STS other than AssumeRole and GetCallerIdentity; role
+/// sessions cannot call GetFederationToken or GetSessionToken.
+fn temporary_credential_restriction(ctx: &RequestContext) -> Option<String> {
+    let session = ctx.principal.session.as_ref()?;
+    let action = format!("{}:{}", ctx.service, ctx.operation);
+    let refused = match (session.issuer_operation.as_str(), ctx.service) {
+        ("GetFederationToken", "iam") => true,
+        ("GetFederationToken", "sts") => ctx.operation != "GetCallerIdentity",
+        ("GetSessionToken", "iam") => session.mfa_authenticated_at.is_none(),
+        ("GetSessionToken", "sts") => !matches!(ctx.operation, "AssumeRole" | "GetCallerIdentity"),
+        (_, "sts") if matches!(ctx.principal.kind, PrincipalKind::AssumedRole { .. }) => {
+            matches!(ctx.operation, "GetFederationToken" | "GetSessionToken")
+        }
+        _ => false,
+    };
+    refused.then(|| {
+        format!(
+            "User: {} is not authorized to perform: {action} because temporary credentials from {} cannot call this operation",
+            ctx.principal.arn, session.issuer_operation
+        )
+    })
 }

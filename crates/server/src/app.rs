@@ -115,6 +115,12 @@ impl App {
             }
         }
         let path = parts.uri.path();
+        if path == "/_citadel/accounts" && parts.method == http::Method::POST {
+            return self
+                .create_account_api(parts, body, remote, secure)
+                .await
+                .map(citadel_s3::Body::from);
+        }
         if path.starts_with("/_citadel/") || path.starts_with("/moto-api/") {
             return self.admin(&parts, path).await.map(citadel_s3::Body::from);
         }
@@ -169,6 +175,93 @@ impl App {
                 }
             },
             _ => json_response(404, &serde_json::json!({"error": "not found"})),
+        }
+    }
+
+    /// `POST /_citadel/accounts` with `{"Name": ..., "AccountId": optional}`: creates an account with its
+    /// own root credentials. The request must be SigV4-signed by the default account's root user.
+    async fn create_account_api(
+        &self,
+        parts: http::request::Parts,
+        body: hyper::body::Incoming,
+        remote: SocketAddr,
+        secure: bool,
+    ) -> http::Response<Bytes> {
+        let body = match http_body_util::Limited::new(body, 64 * 1024).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return json_response(413, &serde_json::json!({"error": "body too large"})),
+        };
+        let req = IncomingRequest {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+            remote,
+            secure,
+        };
+        let query = citadel_core::wire_auth::query_params(&req);
+        let family = citadel_core::wire_auth::Family::Json;
+        let Some(route) = citadel_core::wire_auth::route(&req, &query) else {
+            return json_response(403, &serde_json::json!({"error": "MissingAuthenticationToken"}));
+        };
+        let now = self.pipeline.clock().now();
+        let principal = match self.pipeline.authenticate(&req, &route, family, now).await {
+            Ok(principal) => principal,
+            Err(failure) => {
+                let err = failure.to_aws(family);
+                return json_response(
+                    err.status,
+                    &serde_json::json!({"error": err.code, "message": err.message}),
+                );
+            }
+        };
+        if !principal.is_root() || principal.account_id != self.root.account_id {
+            return json_response(
+                403,
+                &serde_json::json!({"error": "AccessDenied",
+                "message": "Only the default account's root user may create accounts."}),
+            );
+        }
+        let input: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let name = input
+            .get("Name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("account")
+            .to_string();
+        let account_id = match input.get("AccountId").and_then(|v| v.as_str()) {
+            Some(id) => id.to_string(),
+            None => match account::fresh_account_id(self.store.as_ref(), self.pipeline.ids()).await {
+                Ok(id) => id,
+                Err(err) => return json_response(500, &serde_json::json!({"error": err.to_string()})),
+            },
+        };
+        match account::create_account(
+            self.store.as_ref(),
+            &self.master,
+            self.pipeline.ids(),
+            &account_id,
+            &name,
+            None,
+            now,
+        )
+        .await
+        {
+            Ok(root) => json_response(
+                200,
+                &serde_json::json!({
+                    "AccountId": root.account_id, "Name": name,
+                    "AccessKeyId": root.access_key_id, "SecretAccessKey": root.secret_access_key,
+                }),
+            ),
+            Err(account::AccountError::Exists(id)) => json_response(
+                409,
+                &serde_json::json!({"error": "EntityAlreadyExists", "message": format!("account {id} exists")}),
+            ),
+            Err(account::AccountError::Invalid(message)) => json_response(
+                400,
+                &serde_json::json!({"error": "ValidationError", "message": message}),
+            ),
+            Err(err) => json_response(500, &serde_json::json!({"error": err.to_string()})),
         }
     }
 
