@@ -4,5 +4,6 @@
 
 mod foundation;
 mod harness;
+mod iam;
 mod kms;
 mod s3;

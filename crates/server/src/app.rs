@@ -63,7 +63,10 @@ impl App {
             },
             max_body_bytes: args.max_body_bytes,
         };
+        let iam = Arc::new(citadel_iam::Iam::new(store.clone(), master.clone(), ids.clone()));
+        citadel_iam::install(&iam, &credentials, &authorizer);
         let mut pipeline = Pipeline::new(config, credentials, authorizer, store.clone(), clock, ids.clone());
+        pipeline.register(iam);
         pipeline.register(Arc::new(citadel_sts::Sts));
         pipeline.register(Arc::new(citadel_kms::Kms::new(
             store.clone(),
