@@ -1,5 +1,8 @@
 //! Starts the real `citadel` binary on a free port with a temporary data directory.
 
+// Each test module uses a different subset of these helpers.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -6,4 +6,5 @@ mod foundation;
 mod harness;
 mod iam;
 mod kms;
+mod registry;
 mod s3;
