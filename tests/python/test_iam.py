@@ -317,3 +317,22 @@ def test_simulator_and_reports(server):
     assert any(u["UserName"] == user for u in details["UserDetailList"])
     iam.delete_login_profile(UserName=user)
     iam.delete_user(UserName=user)
+
+
+def test_access_key_last_used_is_tracked(server):
+    import time as _time
+    iam = server.client("iam")
+    iam.create_user(UserName="last-used-user")
+    key = iam.create_access_key(UserName="last-used-user")["AccessKey"]
+    before = iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])["AccessKeyLastUsed"]
+    assert "LastUsedDate" not in before
+    user_sts = server.client("sts", access_key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    user_sts.get_caller_identity()
+    deadline = _time.time() + 5
+    while _time.time() < deadline:
+        used = iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])["AccessKeyLastUsed"]
+        if "LastUsedDate" in used:
+            break
+        _time.sleep(0.05)
+    assert used["ServiceName"] == "sts"
+    assert used["Region"] == "us-east-1"

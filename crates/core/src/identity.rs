@@ -127,7 +127,11 @@ pub struct CredentialResolver {
     directory: RwLock<Option<Arc<dyn PrincipalDirectory>>>,
     sessions: RwLock<Option<Arc<dyn SessionResolver>>>,
     cache: RwLock<CredentialCache>,
+    last_noted: parking_lot::Mutex<HashMap<String, i64>>,
 }
+
+/// How often a key's last use is written back (AWS reports it with coarse granularity too).
+const LAST_USED_GRANULARITY_SECONDS: i64 = 60;
 
 #[derive(Default)]
 struct CredentialCache {
@@ -144,6 +148,7 @@ impl CredentialResolver {
             directory: RwLock::new(None),
             sessions: RwLock::new(None),
             cache: RwLock::new(CredentialCache::default()),
+            last_noted: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -204,6 +209,46 @@ impl CredentialResolver {
         }
         cache.entries.insert(access_key_id.to_string(), resolved.clone());
         Ok(resolved)
+    }
+
+    /// Records that a long-term key was used (GetAccessKeyLastUsed, the credential report).
+    ///
+    /// At most one write per key per minute, made in the background so requests never wait for it;
+    /// a lost race with a concurrent change of the key is simply skipped.
+    pub fn note_use(&self, access_key_id: &str, service: &str, region: &str, now: OffsetDateTime) {
+        if !access_key_id.starts_with("AKIA") {
+            return;
+        }
+        let now_seconds = now.unix_timestamp();
+        {
+            let mut noted = self.last_noted.lock();
+            if noted
+                .get(access_key_id)
+                .is_some_and(|at| now_seconds - at < LAST_USED_GRANULARITY_SECONDS)
+            {
+                return;
+            }
+            if noted.len() > 100_000 {
+                noted.clear();
+            }
+            noted.insert(access_key_id.to_string(), now_seconds);
+        }
+        let store = self.store.clone();
+        let (access_key_id, service, region) = (access_key_id.to_string(), service.to_string(), region.to_string());
+        tokio::spawn(async move {
+            let Ok(Some(old)) = store.get(ACCESS_KEYS, access_key_id.as_bytes()).await else {
+                return;
+            };
+            let Ok(mut record) = serde_json::from_slice::<AccessKeyRecord>(&old) else {
+                return;
+            };
+            record.last_used = Some((now_seconds, service, region));
+            let Ok(new) = serde_json::to_vec(&record) else { return };
+            let mut batch = citadel_store::WriteBatch::new();
+            batch.expect(ACCESS_KEYS, access_key_id.as_bytes(), Some(&old));
+            batch.put(ACCESS_KEYS, access_key_id.as_bytes(), &new);
+            let _ = store.commit(batch).await;
+        });
     }
 
     async fn resolve_uncached(&self, access_key_id: &str) -> Result<ResolvedCredential, CredentialError> {

@@ -356,6 +356,12 @@ impl Pipeline {
             Err(CredentialError::ExpiredToken) => return Err(AuthFailure::ExpiredToken),
         };
         wire_auth::verify(parsed, req, &resolved.secret, now)?;
+        self.credentials.note_use(
+            access_key_id,
+            &route.service,
+            route.region.as_deref().unwrap_or(&self.config.region),
+            now,
+        );
         let _ = family;
         Ok(resolved.principal)
     }

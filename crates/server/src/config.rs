@@ -59,6 +59,12 @@ pub struct ServeArgs {
     /// Largest request body for non-S3 services, in bytes.
     #[arg(long, env = "CITADEL_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// How often CloudTrail delivers log files to trail buckets (`2s`, `5m`, `1h`).
+    #[arg(long, env = "CITADEL_TRAIL_DELIVERY_INTERVAL", default_value = "5m", value_parser = parse_interval)]
+    pub trail_delivery_interval: std::time::Duration,
+    /// How often CloudTrail writes signed digest files for trails with log file validation.
+    #[arg(long, env = "CITADEL_DIGEST_INTERVAL", default_value = "1h", value_parser = parse_interval)]
+    pub digest_interval: std::time::Duration,
     /// Shifts the server's clock by this many seconds (tests use it to simulate skew).
     #[arg(long, env = "CITADEL_CLOCK_OFFSET_SECONDS", default_value_t = 0, hide = true)]
     pub clock_offset_seconds: i64,
@@ -144,4 +150,40 @@ pub enum AccountCommand {
         #[arg(long, env = "CITADEL_DATA_DIR", default_value = "./citadel-data")]
         data_dir: PathBuf,
     },
+}
+
+/// Parses `500ms`, `2s`, `5m`, `1h` or a bare number of seconds.
+pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("not an interval: {text}"))?;
+    let seconds = match unit {
+        "ms" => return Ok(std::time::Duration::from_millis(number)),
+        "" | "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        _ => return Err(format!("unknown unit in {text}: use ms, s, m or h")),
+    };
+    if seconds == 0 {
+        return Err("an interval must be positive".into());
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse_with_units() {
+        assert_eq!(parse_interval("2s"), Ok(std::time::Duration::from_secs(2)));
+        assert_eq!(parse_interval("5m"), Ok(std::time::Duration::from_secs(300)));
+        assert_eq!(parse_interval("1h"), Ok(std::time::Duration::from_secs(3600)));
+        assert_eq!(parse_interval("250ms"), Ok(std::time::Duration::from_millis(250)));
+        assert_eq!(parse_interval("7"), Ok(std::time::Duration::from_secs(7)));
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("3d").is_err());
+        assert!(parse_interval("soon").is_err());
+    }
 }
