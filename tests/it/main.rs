@@ -6,5 +6,6 @@ mod foundation;
 mod harness;
 mod iam;
 mod kms;
+mod logs;
 mod registry;
 mod s3;

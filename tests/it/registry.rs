@@ -60,7 +60,12 @@ fn walk(server: &Server, key: &(String, String), spec: &ServiceSpec, json_body: 
         let (status, body) = match spec.protocol {
             citadel_wire::Protocol::Query => {
                 let version = model.metadata.api_version.clone();
-                let form = format!("Action={}&Version={version}", op.name);
+                // Enough of each input for the request to reach the authorization step.
+                let form = format!(
+                    "Action={}&Version={version}&RoleArn=arn%3Aaws%3Aiam%3A%3A000000000000%3Arole%2Fwalk\
+                     &RoleSessionName=walk&Name=walk&EncodedMessage=walk&AccessKeyId=AKIAIOSFODNN7EXAMPLE",
+                    op.name
+                );
                 signed(
                     server,
                     key,
@@ -161,6 +166,10 @@ async fn a_principal_without_policies_is_denied_every_operation() {
     not_denied.extend(walk(&server, &key, &citadel_iam::SPEC, ""));
     not_denied.extend(walk(&server, &key, &citadel_sts::SPEC, ""));
     not_denied.extend(walk(&server, &key, &citadel_kms::SPEC, &kms_body));
+    let logs_body =
+        r#"{"logGroupName": "walk", "logStreamName": "walk", "filterName": "walk", "AlarmNames": ["walk"]}"#;
+    not_denied.extend(walk(&server, &key, &citadel_logs::LOGS_SPEC, logs_body));
+    not_denied.extend(walk(&server, &key, &citadel_logs::CLOUDWATCH_SPEC, logs_body));
     not_denied.retain(|line| {
         !NEEDS_NO_PERMISSION
             .iter()

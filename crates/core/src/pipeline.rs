@@ -78,6 +78,9 @@ pub struct Pipeline {
 /// Attempts at executing a call whose batch conflicts with concurrent writes.
 const MAX_ATTEMPTS: usize = 8;
 
+/// Submitted audit records allowed to wait for the committer before requests wait with them.
+const MAX_AUDIT_BACKLOG: usize = 8192;
+
 impl Pipeline {
     /// A pipeline with no services yet.
     pub fn new(
@@ -288,7 +291,7 @@ impl Pipeline {
             let durable = !batch.is_empty();
             batch.put(audit::EVENTS, &key, &serde_json::to_vec(&record).unwrap_or_default());
             if !durable {
-                self.store.submit(batch);
+                self.submit_audit(batch).await;
                 return Ok(effect.output);
             }
             match self.store.commit(batch).await {
@@ -328,6 +331,17 @@ impl Pipeline {
         let mut batch = citadel_store::WriteBatch::new();
         batch.put(audit::EVENTS, &key, &serde_json::to_vec(&record).unwrap_or_default());
         self.store.submit(batch);
+    }
+
+    /// Submits an audit record without waiting for it, unless the committer has fallen behind:
+    /// then the request waits for the backlog to drain, which bounds memory under load.
+    async fn submit_audit(&self, batch: citadel_store::WriteBatch) {
+        self.store.submit(batch);
+        if self.store.backlog() > MAX_AUDIT_BACKLOG {
+            if let Err(err) = self.store.flush().await {
+                tracing::error!(error = %err, "audit flush failed");
+            }
+        }
     }
 
     /// Authenticates a request: parses its signature, resolves the credential and verifies the signature.

@@ -67,7 +67,17 @@ impl App {
         citadel_iam::install(&iam, &credentials, &authorizer);
         let mut pipeline = Pipeline::new(config, credentials, authorizer, store.clone(), clock, ids.clone());
         pipeline.register(iam);
-        pipeline.register(Arc::new(citadel_sts::Sts));
+        pipeline.register(Arc::new(citadel_logs::Logs::new(store.clone())));
+        pipeline.register(Arc::new(citadel_logs::CloudWatch::new(store.clone())));
+        let directory = Arc::new(citadel_sts::directory::IamDirectory::new(store.clone(), master.clone()));
+        let sts = Arc::new(citadel_sts::Sts::new(
+            store.clone(),
+            &master,
+            pipeline.ids().clone(),
+            directory,
+        ));
+        citadel_sts::install(&sts, pipeline.credentials());
+        pipeline.register(sts);
         pipeline.register(Arc::new(citadel_kms::Kms::new(
             store.clone(),
             master.clone(),

@@ -21,6 +21,8 @@ pub enum Command {
     /// Evaluates or validates IAM policies offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Tails local files and ships their lines to CloudWatch Logs, as the CloudWatch agent does.
+    Agent(AgentArgs),
     /// Manages accounts in a data directory.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -68,6 +70,20 @@ pub struct ServeArgs {
     /// Shifts the server's clock by this many seconds (tests use it to simulate skew).
     #[arg(long, env = "CITADEL_CLOCK_OFFSET_SECONDS", default_value_t = 0, hide = true)]
     pub clock_offset_seconds: i64,
+}
+
+/// `citadel agent` flags.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// The agent configuration: `[{"file", "log_group", "log_stream"}]`.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The Citadel endpoint.
+    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:4566")]
+    pub endpoint: String,
+    /// The region to sign for.
+    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
+    pub region: String,
 }
 
 /// Authentication modes.

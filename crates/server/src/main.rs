@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(server::run(args))),
         Command::Policy(command) => policy_cli::run(command),
+        Command::Agent(args) => runtime().and_then(|rt| rt.block_on(agent(args))),
         Command::Account(command) => runtime().and_then(|rt| rt.block_on(app::account_command(command))),
     };
     match result {
@@ -31,4 +32,21 @@ fn main() -> ExitCode {
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// `citadel agent`: credentials come from the usual AWS environment variables.
+async fn agent(args: config::AgentArgs) -> anyhow::Result<()> {
+    let access_key_id =
+        std::env::var("AWS_ACCESS_KEY_ID").map_err(|_| anyhow::anyhow!("AWS_ACCESS_KEY_ID is not set"))?;
+    let secret_access_key =
+        std::env::var("AWS_SECRET_ACCESS_KEY").map_err(|_| anyhow::anyhow!("AWS_SECRET_ACCESS_KEY is not set"))?;
+    let credentials = citadel_logs::AgentCredentials {
+        access_key_id,
+        secret_access_key,
+        session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
+        region: args.region,
+    };
+    citadel_logs::run_agent(&args.config, &args.endpoint, credentials)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -48,6 +48,8 @@ use crate::store::{Rows, Snapshot, Store};
 /// The most batches committed in one redb transaction.
 /// It bounds the latency of the first batch of a very large group.
 const MAX_GROUP: usize = 4096;
+/// redb's page cache size.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 type Bytes<'a> = &'a [u8];
 type WriteTable<'txn> = redb::Table<'txn, Bytes<'static>, Bytes<'static>>;
@@ -88,6 +90,8 @@ struct Shared {
     lost_submission: Mutex<Option<StoreError>>,
     groups: AtomicU64,
     batches: AtomicU64,
+    /// Jobs sent to the committer and not yet handled (the submit backlog).
+    queued: AtomicU64,
 }
 
 /// A [`Store`] on a redb database file, with a group-committing writer thread.
@@ -111,7 +115,14 @@ impl RedbStore {
     /// # Errors
     /// Fails if the file cannot be opened or is locked by another process.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let database = Arc::new(Database::create(path).map_err(StoreError::backend)?);
+        // redb's default page cache is 1 GiB; Citadel keeps hot state in its own caches, so a small
+        // cache keeps the idle and loaded footprint bounded.
+        let database = Arc::new(
+            Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(path)
+                .map_err(StoreError::backend)?,
+        );
         let shared = Arc::new(Shared::default());
         let (sender, receiver) = mpsc::channel();
         let thread_database = database.clone();
@@ -137,7 +148,10 @@ impl RedbStore {
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
         match self.sender.read().as_ref() {
-            Some(sender) => sender.send(job).map_err(|_| StoreError::Closed),
+            Some(sender) => {
+                self.shared.queued.fetch_add(1, Ordering::Relaxed);
+                sender.send(job).map_err(|_| StoreError::Closed)
+            }
             None => Err(StoreError::Closed),
         }
     }
@@ -245,6 +259,10 @@ impl Store for RedbStore {
         answer.await.unwrap_or(Err(StoreError::Closed))
     }
 
+    fn backlog(&self) -> usize {
+        usize::try_from(self.shared.queued.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    }
+
     fn generation(&self, table: &str) -> u64 {
         let own = self.shared.generations.read().get(table).copied().unwrap_or(0);
         own.wrapping_add(self.shared.epoch.load(Ordering::Acquire))
@@ -303,9 +321,13 @@ fn run_committer(database: Arc<Database>, receiver: mpsc::Receiver<Job>, shared:
     let mut pending = Vec::new();
     'outer: while let Ok(first) = receiver.recv() {
         pending.push(first);
+        shared.queued.fetch_sub(1, Ordering::Relaxed);
         while pending.len() < MAX_GROUP {
             match receiver.try_recv() {
-                Ok(job) => pending.push(job),
+                Ok(job) => {
+                    shared.queued.fetch_sub(1, Ordering::Relaxed);
+                    pending.push(job);
+                }
                 Err(_) => break,
             }
         }

@@ -54,6 +54,12 @@ pub trait Store: Send + Sync + 'static {
     /// because there is nobody to tell.
     fn submit(&self, batch: WriteBatch);
 
+    /// How many submitted jobs are waiting for the committer; callers that submit at a high rate
+    /// wait for a [`Store::flush`] when it grows, so memory stays bounded.
+    fn backlog(&self) -> usize {
+        0
+    }
+
     /// Waits until everything submitted before this call is durable.
     ///
     /// # Errors
