@@ -170,6 +170,8 @@ async fn a_principal_without_policies_is_denied_every_operation() {
         r#"{"logGroupName": "walk", "logStreamName": "walk", "filterName": "walk", "AlarmNames": ["walk"]}"#;
     not_denied.extend(walk(&server, &key, &citadel_logs::LOGS_SPEC, logs_body));
     not_denied.extend(walk(&server, &key, &citadel_logs::CLOUDWATCH_SPEC, logs_body));
+    let trail_body = r#"{"Name": "walk", "TrailName": "walk", "S3BucketName": "walk", "ResourceId": "walk"}"#;
+    not_denied.extend(walk(&server, &key, &citadel_cloudtrail::SPEC, trail_body));
     not_denied.retain(|line| {
         !NEEDS_NO_PERMISSION
             .iter()

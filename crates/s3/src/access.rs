@@ -46,6 +46,10 @@ impl S3Access for CitadelAccess {
             S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
         };
         let principal = match cx.credentials() {
+            _ if state.acting_service.is_some() => state
+                .acting_service
+                .clone()
+                .unwrap_or_else(|| Arc::new(Principal::anonymous())),
             Some(_) => state
                 .resolved
                 .lock()
@@ -72,6 +76,17 @@ impl S3Access for CitadelAccess {
             .collect();
         let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let mut context = request_conditions(&state, cx.headers(), &query);
+        if state.acting_service.is_some() {
+            // Service calls made inside Citadel carry the resource they act for, as AWS passes it.
+            for (header, key) in [
+                ("x-citadel-source-arn", "aws:SourceArn"),
+                ("x-citadel-source-account", "aws:SourceAccount"),
+            ] {
+                if let Some(value) = cx.headers().get(header).and_then(|v| v.to_str().ok()) {
+                    context.push((key.to_string(), vec![value.to_string()]));
+                }
+            }
+        }
         let versioned = param("versionId").is_some();
         let action = if versioned {
             registry::versioned_action(spec)

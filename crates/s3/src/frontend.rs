@@ -81,6 +81,9 @@ pub(crate) struct RequestState {
     pub signed_region: Option<String>,
     /// The principal the auth hook resolved.
     pub resolved: Mutex<Option<Arc<Principal>>>,
+    /// For calls Citadel makes itself on behalf of an AWS service (CloudTrail delivering log files):
+    /// the service principal, which the access hook uses instead of the (absent) signature.
+    pub acting_service: Option<Arc<Principal>>,
     /// The principal the access hook decided with (resolved, or anonymous).
     pub principal: Mutex<Option<Arc<Principal>>>,
     /// Audit facts.
@@ -214,6 +217,38 @@ impl S3Frontend {
         };
         crate::audit::finish(&self.inner, &state, response).await
     }
+
+    /// Serves an unsigned request made inside Citadel by an AWS service principal (for example
+    /// `cloudtrail.amazonaws.com` writing log files). It goes through the same access hook, so the
+    /// bucket policy must allow the service, and through the same audit path.
+    pub async fn handle_as_service(&self, req: http::Request<s3s::Body>, service: &str) -> http::Response<s3s::Body> {
+        let remote = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (req, mut state) = prepare(req, remote, true, self.inner.clock.now(), &self.inner.ids);
+        let principal = Principal {
+            account_id: String::new(),
+            arn: String::new(),
+            principal_id: service.to_string(),
+            kind: citadel_core::PrincipalKind::Service {
+                name: service.to_string(),
+            },
+            access_key_id: None,
+            tags: Vec::new(),
+            session: None,
+        };
+        state.acting_service = Some(Arc::new(principal));
+        let state = Arc::new(state);
+        let result = CURRENT.scope(state.clone(), self.service.call(req)).await;
+        let response = match result {
+            Ok(response) => response,
+            Err(err) => {
+                tracing::error!(error = ?err, "s3s failed on a service call");
+                let mut r = http::Response::new(s3s::Body::empty());
+                *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                r
+            }
+        };
+        crate::audit::finish(&self.inner, &state, response).await
+    }
 }
 
 /// Whether a request belongs to S3: SigV4 scope service `s3`, SigV2 (header or query), or an
@@ -320,6 +355,7 @@ fn prepare(
         signature_version,
         signed_region,
         resolved: Mutex::new(None),
+        acting_service: None,
         principal: Mutex::new(None),
         audit: Mutex::new(AuditFacts::default()),
     };

@@ -20,7 +20,8 @@ use std::time::Instant;
 pub struct App {
     pub pipeline: Pipeline,
     pub store: Arc<dyn Store>,
-    s3: citadel_s3::S3Frontend,
+    s3: Arc<citadel_s3::S3Frontend>,
+    delivery: tokio::task::JoinHandle<()>,
     master: Arc<MasterKey>,
     root: RootCredentials,
     test_api: bool,
@@ -85,7 +86,7 @@ impl App {
         )));
         let blobs: Arc<dyn citadel_store::BlobStore> =
             Arc::new(citadel_store::FsBlobStore::new(&args.data_dir.join("blobs")).context("opening the blob store")?);
-        let s3 = citadel_s3::S3Frontend::new(citadel_s3::S3Config {
+        let s3 = Arc::new(citadel_s3::S3Frontend::new(citadel_s3::S3Config {
             store: store.clone(),
             blobs,
             master: master.clone(),
@@ -96,11 +97,32 @@ impl App {
             region: args.region.clone(),
             account_id: args.account_id.clone(),
             base_domain: None,
+        }));
+        let sink = Arc::new(crate::trail_sink::S3TrailSink {
+            s3: s3.clone(),
+            store: store.clone(),
         });
+        pipeline.register(Arc::new(citadel_cloudtrail::CloudTrail::new(
+            store.clone(),
+            master.clone(),
+            pipeline.ids().clone(),
+            sink.clone(),
+        )));
+        let delivery = citadel_cloudtrail::spawn_delivery(
+            store.clone(),
+            master.clone(),
+            pipeline.clock().clone(),
+            pipeline.ids().clone(),
+            sink,
+            args.trail_delivery_interval,
+            args.digest_interval,
+            std::time::Duration::from_secs(1),
+        );
         Ok(Arc::new(Self {
             pipeline,
             store,
             s3,
+            delivery,
             master,
             root,
             test_api: args.test_api,
@@ -297,6 +319,7 @@ impl App {
 
     /// Closes the store cleanly.
     pub async fn close(&self) {
+        self.delivery.abort();
         if let Err(err) = self.store.close().await {
             tracing::error!(error = %err, "closing the store failed");
         }

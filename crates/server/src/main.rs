@@ -4,6 +4,7 @@ mod app;
 mod config;
 mod policy_cli;
 mod server;
+mod trail_sink;
 
 use clap::Parser;
 use config::{Cli, Command};
