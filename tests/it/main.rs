@@ -10,3 +10,4 @@ mod kms;
 mod logs;
 mod registry;
 mod s3;
+mod sts;

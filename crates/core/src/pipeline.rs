@@ -177,6 +177,10 @@ impl Pipeline {
         // Authenticate.
         let principal = match self.authenticate(&req, &route, family, now).await {
             Ok(principal) => principal,
+            // AWS serves the federation calls unsigned: the token or assertion is the credential.
+            Err(AuthFailure::Missing) if spec.signing_name == "sts" && is_unsigned_federation(&req) => {
+                Arc::new(Principal::anonymous())
+            }
             Err(failure) => return error(&failure.to_aws(family)),
         };
 
@@ -379,6 +383,14 @@ impl Pipeline {
         let _ = family;
         Ok(resolved.principal)
     }
+}
+
+/// True for STS's AssumeRoleWithWebIdentity and AssumeRoleWithSAML, which need no signature.
+fn is_unsigned_federation(req: &IncomingRequest) -> bool {
+    let params = wire_auth::form_params(req, wire_auth::query_params(req));
+    params
+        .iter()
+        .any(|(k, v)| k == "Action" && matches!(v.as_str(), "AssumeRoleWithWebIdentity" | "AssumeRoleWithSAML"))
 }
 
 fn event_millis(ctx: &RequestContext) -> u64 {

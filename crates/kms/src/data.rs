@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 /// Largest plaintext Encrypt accepts.
 const MAX_PLAINTEXT: usize = 4096;
 
-fn map_crypto(err: crypto::CryptoError) -> AwsError {
+pub(crate) fn map_crypto(err: crypto::CryptoError) -> AwsError {
     match err {
         crypto::CryptoError::InvalidCiphertext => error::invalid_ciphertext(),
         crypto::CryptoError::InvalidInput(message) => error::validation(message),
@@ -50,7 +50,7 @@ fn require_usage(record: &KeyRecord, usage: KeyUsage, operation: &str) -> Result
     Ok(())
 }
 
-fn require_symmetric(record: &KeyRecord, operation: &str) -> Result<(), AwsError> {
+pub(crate) fn require_symmetric(record: &KeyRecord, operation: &str) -> Result<(), AwsError> {
     require_usage(record, KeyUsage::EncryptDecrypt, operation)?;
     if record.spec() != KeySpec::SymmetricDefault {
         return Err(error::invalid_key_usage(format!(
@@ -63,7 +63,10 @@ fn require_symmetric(record: &KeyRecord, operation: &str) -> Result<(), AwsError
 }
 
 /// The current material of a usable key, unsealed, with its version.
-fn current<'r>(kms: &Kms, record: &'r KeyRecord) -> Result<(Zeroizing<Vec<u8>>, &'r model::Material), AwsError> {
+pub(crate) fn current<'r>(
+    kms: &Kms,
+    record: &'r KeyRecord,
+) -> Result<(Zeroizing<Vec<u8>>, &'r model::Material), AwsError> {
     record.check_usable()?;
     let material = record
         .current_material()

@@ -159,6 +159,7 @@ pub async fn create_key(kms: &Kms, call: &Call) -> Result<Effect, AwsError> {
         valid_to_ms: None,
         expiration_model: None,
         import_fingerprint: None,
+        key_manager: None,
     };
     if origin == "AWS_KMS" {
         let material = model::new_material(kms.master(), &record, 0, now, None)?;

@@ -12,6 +12,8 @@
 //!   (due deletion, due rotation, expired imported material) applied when a key is read.
 //! - [`authz`]: how a call maps to permission checks: the key found from `KeyId` (id, ARN, alias
 //!   name or alias ARN) or from the ciphertext, its key policy, the `kms:*` condition keys, and grants.
+//! - [`sse`]: [`KmsDataKeys`], KMS as S3's SSE-KMS data key provider (and the AWS managed key
+//!   `alias/aws/s3`).
 //! - `keys`, `aliases`, `data`, `grants`, `rotation`, `import`: the handlers.
 //!
 //! # Invariants
@@ -40,6 +42,7 @@ pub mod crypto;
 pub mod error;
 pub mod model;
 pub mod spec;
+pub mod sse;
 
 mod aliases;
 mod data;
@@ -50,6 +53,7 @@ mod keys;
 mod rotation;
 
 pub use spec::SPEC;
+pub use sse::KmsDataKeys;
 
 use citadel_core::{Authorization, Authorized, Call, Effect, IdGen, Service, ServiceSpec};
 use citadel_store::{MasterKey, Store};

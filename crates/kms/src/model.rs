@@ -175,6 +175,10 @@ pub struct KeyRecord {
     /// A keyed fingerprint of the first imported material: re-imports must bring the same bytes.
     #[serde(default)]
     pub import_fingerprint: Option<String>,
+    /// `AWS` for AWS managed keys (`alias/aws/<service>`, created by a service on first use);
+    /// `None` for customer managed keys.
+    #[serde(default)]
+    pub key_manager: Option<String>,
 }
 
 impl KeyRecord {
@@ -245,7 +249,7 @@ impl KeyRecord {
             "KeyUsage": self.key_usage,
             "KeyState": self.state.as_str(),
             "Origin": self.origin,
-            "KeyManager": "CUSTOMER",
+            "KeyManager": self.key_manager.as_deref().unwrap_or("CUSTOMER"),
             "CustomerMasterKeySpec": self.key_spec,
             "KeySpec": self.key_spec,
             "MultiRegion": false,

@@ -67,6 +67,17 @@ pub enum CryptoError {
     /// A segment would need more than 2^32 chunks.
     #[error("segment too large")]
     TooLarge,
+    /// The key service refused the request; S3 reports `code` with `status` to the client
+    /// (for SSE-KMS: `KMS.DisabledException`, `KMS.NotFoundException`, ...).
+    #[error("{code}: {message}")]
+    Service {
+        /// The S3 error code.
+        code: String,
+        /// The HTTP status.
+        status: u16,
+        /// AWS's message.
+        message: String,
+    },
 }
 
 /// Fresh random bytes.
@@ -386,15 +397,47 @@ pub struct DataKey {
     pub wrapped: WrappedDataKey,
 }
 
+/// What S3 needs to know about a managed key to authorize a caller's use of it.
+///
+/// S3 evaluates `kms:GenerateDataKey` / `kms:Decrypt` itself, with the key policy as the resource
+/// policy, because the caller (not S3) must be allowed to use the key, as on AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedKeyUse {
+    /// The key ARN (what responses name in `x-amz-server-side-encryption-aws-kms-key-id`).
+    pub arn: String,
+    /// The account that owns the key.
+    pub account: String,
+    /// The key policy text, with any grant that allows the action to the caller folded in.
+    pub policy: String,
+    /// The key's tags (`aws:ResourceTag/*`).
+    pub tags: Vec<(String, String)>,
+}
+
 /// Issues and unwraps per-object data keys for server-side encryption with managed keys.
 ///
-/// SSE-S3 is implemented here by [`SseS3Keys`]. SSE-KMS will be a second implementation backed by
-/// the KMS crate (GenerateDataKey / Decrypt with the bucket and key as encryption context), so
-/// that this crate never sees a KMS key.
+/// SSE-S3 is implemented here by [`SseS3Keys`]. SSE-KMS is implemented by the KMS crate
+/// (`citadel_kms::KmsDataKeys`): data keys are KMS ciphertext blobs bound to the object's
+/// encryption context, so that this crate never sees a KMS key.
 #[async_trait::async_trait]
 pub trait DataKeyProvider: Send + Sync + 'static {
     /// The `x-amz-server-side-encryption` value of objects this provider protects.
     fn algorithm(&self) -> &'static str;
+
+    /// Finds the key a request names (`None`: the provider's default key, which it may create)
+    /// for `action` by a caller of `account` in `region`, so that S3 can authorize its use.
+    ///
+    /// Providers without per-caller keys (SSE-S3) need no authorization and return `Ok(None)`.
+    async fn key_for_use(
+        &self,
+        account: &str,
+        region: &str,
+        key_id: Option<&str>,
+        action: &str,
+        context: &[(String, String)],
+    ) -> Result<Option<ManagedKeyUse>, CryptoError> {
+        let _ = (account, region, key_id, action, context);
+        Ok(None)
+    }
 
     /// A fresh data key for an object, under `key_id` when the request named one.
     async fn generate(&self, key_id: Option<&str>, context: &[(String, String)]) -> Result<DataKey, CryptoError>;

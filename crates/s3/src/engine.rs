@@ -2,7 +2,7 @@
 
 use crate::checksum::{Algorithm, Checksum};
 use crate::crypto::{
-    self, ChunkOpener, ChunkSealer, CustomerKey, DataKeyProvider, Key256, SegmentHeader, WrappedDataKey,
+    self, ChunkOpener, ChunkSealer, CustomerKey, DataKeyProvider, Key256, ManagedKeyUse, SegmentHeader, WrappedDataKey,
 };
 use crate::frontend::{RequestState, error};
 use crate::meta::{self, BucketRecord, ObjectEncryption, ObjectRecord, Segment};
@@ -10,7 +10,7 @@ use base64::Engine;
 use bytes::Bytes;
 use citadel_core::authz::Authorizer;
 use citadel_core::identity::CredentialResolver;
-use citadel_core::{Clock, IdGen};
+use citadel_core::{Authorization, Check, Clock, IdGen, ResourcePolicyKind};
 use citadel_store::{BlobStore, ByteStream, CommitError, Store, WriteBatch};
 use futures::{StreamExt, TryStreamExt};
 use md5::Digest as _;
@@ -285,12 +285,14 @@ impl Inner {
 
     /// Chooses and creates the encryption of a new object: SSE-C when the customer sent a key,
     /// otherwise the requested or the bucket's default server-side encryption (SSE-S3 by default).
+    ///
+    /// `context` is the object's default encryption context (`aws:s3:arn` = the object ARN).
     pub async fn new_encryption(
         &self,
         state: &RequestState,
         bucket: &BucketRecord,
         requested: Option<&str>,
-        kms_key_id: Option<&str>,
+        kms: KmsOptions<'_>,
         customer: Option<&CustomerKey>,
         context: &[(String, String)],
     ) -> S3Result<(ObjectEncryption, Key256)> {
@@ -315,48 +317,81 @@ impl Inner {
                 customer_proof: Some(b64.encode(proof)),
                 customer_key_md5: Some(customer.key_md5.clone()),
                 bucket_key_enabled: false,
+                kms_context: None,
             };
             return Ok((encryption, data_key));
         }
         let default = bucket.encryption.clone();
         let (mode, key_id, bucket_key) = match requested {
-            Some(mode) => (mode.to_string(), kms_key_id.map(str::to_string), false),
+            Some(mode) => (
+                mode.to_string(),
+                kms.key_id.map(str::to_string),
+                kms.bucket_key.unwrap_or(false),
+            ),
             None => match default {
                 Some(d) => (
                     d.algorithm,
-                    kms_key_id.map(str::to_string).or(d.kms_key_id),
-                    d.bucket_key_enabled,
+                    kms.key_id.map(str::to_string).or(d.kms_key_id),
+                    kms.bucket_key.unwrap_or(d.bucket_key_enabled),
                 ),
                 None => ("AES256".to_string(), None, false),
             },
         };
-        let provider = match mode.as_str() {
-            "AES256" => self.sse_s3.clone(),
-            "aws:kms" | "aws:kms:dsse" => {
-                if state.signature_version == Some("AWS") {
-                    return Err(error(
-                        S3ErrorCode::InvalidArgument,
-                        400,
-                        "Requests specifying Server Side Encryption with AWS KMS managed keys require AWS Signature Version 4.",
-                    ));
-                }
-                self.kms().ok_or_else(|| {
-                    error(
-                        S3ErrorCode::InvalidArgument,
-                        400,
-                        "Server Side Encryption with AWS KMS managed keys is not available on this server.",
-                    )
-                })?
-            }
-            _ => {
+        let is_kms = matches!(mode.as_str(), "aws:kms" | "aws:kms:dsse");
+        if !is_kms && (kms.key_id.is_some() || kms.context_b64.is_some()) {
+            return Err(error(
+                S3ErrorCode::InvalidArgument,
+                400,
+                "Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms",
+            ));
+        }
+        if !is_kms {
+            if mode != "AES256" {
                 return Err(error(
                     S3ErrorCode::InvalidArgument,
                     400,
                     "The encryption method specified is not supported",
                 ));
             }
+            let data_key = self.sse_s3.generate(None, &[]).await.map_err(crypto_error)?;
+            let encryption = ObjectEncryption {
+                mode: self.sse_s3.algorithm().to_string(),
+                wrapped_key: base64::engine::general_purpose::STANDARD.encode(&data_key.wrapped.blob),
+                kms_key_id: None,
+                customer_salt: None,
+                customer_proof: None,
+                customer_key_md5: None,
+                bucket_key_enabled: false,
+                kms_context: None,
+            };
+            return Ok((encryption, data_key.plaintext));
+        }
+        let provider = self.kms_provider(state)?;
+        let context = kms_context(context, &bucket.name, bucket_key, kms.context_b64)?;
+        let principal = state.principal();
+        let caller_account = self.caller_account(&principal, bucket);
+        let key = provider
+            .key_for_use(
+                &caller_account,
+                &bucket.region,
+                key_id.as_deref(),
+                "kms:GenerateDataKey",
+                &context,
+            )
+            .await
+            .map_err(crypto_error)?;
+        let key_arn = match &key {
+            Some(key) => {
+                self.authorize_key_use(state, bucket, key, "kms:GenerateDataKey", &context)
+                    .await?;
+                Some(key.arn.clone())
+            }
+            None => key_id.clone(),
         };
-        let data_key = provider.generate(key_id.as_deref(), context).await.map_err(internal)?;
+        let data_key = provider
+            .generate(key_arn.as_deref(), &context)
+            .await
+            .map_err(crypto_error)?;
         let encryption = ObjectEncryption {
             mode: provider.algorithm().to_string(),
             wrapped_key: base64::engine::general_purpose::STANDARD.encode(&data_key.wrapped.blob),
@@ -365,13 +400,91 @@ impl Inner {
             customer_proof: None,
             customer_key_md5: None,
             bucket_key_enabled: bucket_key,
+            kms_context: Some(context_json(&context)),
         };
         Ok((encryption, data_key.plaintext))
     }
 
-    /// Unwraps an object's data key, checking SSE-C keys the way AWS does.
+    /// The SSE-KMS provider for a request, refusing SigV2 as AWS does.
+    fn kms_provider(&self, state: &RequestState) -> S3Result<Arc<dyn DataKeyProvider>> {
+        if state.signature_version == Some("AWS") {
+            return Err(error(
+                S3ErrorCode::InvalidArgument,
+                400,
+                "Requests specifying Server Side Encryption with AWS KMS managed keys require AWS Signature Version 4.",
+            ));
+        }
+        self.kms().ok_or_else(|| {
+            error(
+                S3ErrorCode::InvalidArgument,
+                400,
+                "Server Side Encryption with AWS KMS managed keys is not available on this server.",
+            )
+        })
+    }
+
+    /// The account key ids and aliases are resolved in: the caller's, as AWS does (an anonymous
+    /// caller has none, so the bucket owner's).
+    fn caller_account(&self, principal: &citadel_core::Principal, bucket: &BucketRecord) -> String {
+        if principal.account_id.is_empty() {
+            bucket.owner.clone()
+        } else {
+            principal.account_id.clone()
+        }
+    }
+
+    /// Requires the caller to be allowed `action` on a KMS key, judged by the key policy (and,
+    /// when it delegates to the account, the caller's IAM policies), with the `kms:*` condition
+    /// keys KMS would see for a call made through S3.
+    async fn authorize_key_use(
+        &self,
+        state: &RequestState,
+        bucket: &BucketRecord,
+        key: &ManagedKeyUse,
+        action: &str,
+        context: &[(String, String)],
+    ) -> S3Result<()> {
+        let principal = state.principal();
+        let anonymous = matches!(principal.kind, citadel_core::PrincipalKind::Anonymous);
+        let operation = state.audit.lock().op.map_or("GetObject", |spec| spec.name);
+        let ctx = state.context(principal.clone(), operation, &self.region);
+        let check = Check {
+            action: action.to_string(),
+            resource: key.arn.clone(),
+            resource_account: Some(key.account.clone()),
+            resource_policy: Some(Arc::from(key.policy.as_str())),
+            resource_policy_kind: ResourcePolicyKind::KeyPolicy,
+            resource_tags: key.tags.clone(),
+        };
+        let authorization = Authorization {
+            checks: vec![check],
+            context: kms_condition_keys(&bucket.region, &principal.account_id, context),
+            always_allowed: false,
+        };
+        self.authorizer
+            .authorize(&ctx, &authorization, false)
+            .await
+            .map_err(|denial| {
+                let message = if anonymous {
+                    "Access Denied".to_string()
+                } else if action == "kms:Decrypt" {
+                    "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access.".to_string()
+                } else {
+                    denial.message
+                };
+                error(S3ErrorCode::AccessDenied, 403, message)
+            })
+    }
+
+    /// Unwraps an object's data key, checking SSE-C keys the way AWS does, and for SSE-KMS that
+    /// the caller may use the key (`kms:Decrypt`).
+    ///
+    /// `bucket` is the bucket holding the object; `context` is the object's default encryption
+    /// context, used for objects stored before their context was recorded.
     pub async fn open_key(
         &self,
+        state: &RequestState,
+        bucket: &str,
         encryption: Option<&ObjectEncryption>,
         customer: Option<&CustomerKey>,
         context: &[(String, String)],
@@ -411,14 +524,137 @@ impl Inner {
             key_id: encryption.kms_key_id.clone(),
             blob: wrapped,
         };
-        let provider = if encryption.mode == "AES256" {
-            Some(self.sse_s3.clone())
-        } else {
-            self.kms()
+        if encryption.mode == "AES256" {
+            return self.sse_s3.decrypt(&wrapped, &[]).await.map_err(crypto_error);
+        }
+        let provider = self.kms_provider(state)?;
+        let context = match &encryption.kms_context {
+            Some(json) => parse_context_json(json).ok_or_else(|| internal("stored encryption context is not JSON"))?,
+            None => context.to_vec(),
         };
-        let provider = provider.ok_or_else(|| internal("no provider for the object's encryption"))?;
-        provider.decrypt(&wrapped, context).await.map_err(internal)
+        let (record, _) = self.require_bucket(bucket).await?;
+        let principal = state.principal();
+        let caller_account = self.caller_account(&principal, &record);
+        let key = provider
+            .key_for_use(
+                &caller_account,
+                &record.region,
+                encryption.kms_key_id.as_deref(),
+                "kms:Decrypt",
+                &context,
+            )
+            .await
+            .map_err(crypto_error)?;
+        if let Some(key) = &key {
+            self.authorize_key_use(state, &record, key, "kms:Decrypt", &context)
+                .await?;
+        }
+        provider.decrypt(&wrapped, &context).await.map_err(crypto_error)
     }
+}
+
+/// What a write request said about SSE-KMS besides the algorithm.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KmsOptions<'a> {
+    /// `x-amz-server-side-encryption-aws-kms-key-id`.
+    pub key_id: Option<&'a str>,
+    /// `x-amz-server-side-encryption-context` (base64 JSON).
+    pub context_b64: Option<&'a str>,
+    /// `x-amz-server-side-encryption-bucket-key-enabled`.
+    pub bucket_key: Option<bool>,
+}
+
+/// A provider's failure as the S3 error clients see.
+pub(crate) fn crypto_error(err: crypto::CryptoError) -> S3Error {
+    match err {
+        crypto::CryptoError::Service { code, status, message } => {
+            let code = S3ErrorCode::from_bytes(code.as_bytes()).unwrap_or(S3ErrorCode::InternalError);
+            error(code, status, message)
+        }
+        other => internal(other),
+    }
+}
+
+/// The encryption context of an SSE-KMS data key: the object ARN (or the bucket ARN with Bucket
+/// Keys) under `aws:s3:arn`, plus the pairs of `x-amz-server-side-encryption-context`.
+pub(crate) fn kms_context(
+    object_context: &[(String, String)],
+    bucket: &str,
+    bucket_key: bool,
+    requested_b64: Option<&str>,
+) -> S3Result<Vec<(String, String)>> {
+    let invalid = || {
+        error(
+            S3ErrorCode::InvalidArgument,
+            400,
+            "The header 'x-amz-server-side-encryption-context' shall be Base64-encoded UTF-8 string holding JSON which represents a string-string map",
+        )
+    };
+    let arn = if bucket_key {
+        crate::names::bucket_arn(bucket)
+    } else {
+        object_context
+            .iter()
+            .find(|(k, _)| k == "aws:s3:arn")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| crate::names::bucket_arn(bucket))
+    };
+    let mut pairs: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    if let Some(text) = requested_b64 {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| invalid())?;
+        let value: Value = serde_json::from_slice(&raw).map_err(|_| invalid())?;
+        let map = value.as_object().ok_or_else(invalid)?;
+        for (k, v) in map {
+            let v = v.as_str().ok_or_else(invalid)?;
+            pairs.insert(k.clone(), v.to_string());
+        }
+    }
+    if let Some(given) = pairs.get("aws:s3:arn")
+        && *given != arn
+    {
+        return Err(invalid());
+    }
+    pairs.insert("aws:s3:arn".to_string(), arn);
+    Ok(pairs.into_iter().collect())
+}
+
+/// A context as the JSON object S3 stores and echoes.
+pub(crate) fn context_json(context: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, Value> = context
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    Value::Object(map).to_string()
+}
+
+/// Parses a stored context.
+fn parse_context_json(text: &str) -> Option<Vec<(String, String)>> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    value
+        .as_object()?
+        .iter()
+        .map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect()
+}
+
+/// The `kms:*` condition keys of a KMS call S3 makes for a caller.
+fn kms_condition_keys(region: &str, caller_account: &str, context: &[(String, String)]) -> Vec<(String, Vec<String>)> {
+    let mut keys = vec![
+        ("kms:ViaService".to_string(), vec![format!("s3.{region}.amazonaws.com")]),
+        ("kms:CallerAccount".to_string(), vec![caller_account.to_string()]),
+    ];
+    for (k, v) in context {
+        keys.push((format!("kms:EncryptionContext:{k}"), vec![v.clone()]));
+    }
+    if !context.is_empty() {
+        keys.push((
+            "kms:EncryptionContextKeys".to_string(),
+            context.iter().map(|(k, _)| k.clone()).collect(),
+        ));
+    }
+    keys
 }
 
 async fn open_segment(
@@ -453,4 +689,85 @@ async fn open_segment(
         }
     });
     Ok(stream.boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(text: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    #[test]
+    fn sse_kms_contexts_are_built_like_s3() {
+        let object = vec![("aws:s3:arn".to_string(), "arn:aws:s3:::b/k".to_string())];
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        type Case = (bool, Option<String>, Result<Vec<(String, String)>, ()>);
+        let cases: Vec<Case> = vec![
+            (false, None, Ok(vec![pair("aws:s3:arn", "arn:aws:s3:::b/k")])),
+            (true, None, Ok(vec![pair("aws:s3:arn", "arn:aws:s3:::b")])),
+            (
+                false,
+                Some(b64(r#"{"team":"blue"}"#)),
+                Ok(vec![pair("aws:s3:arn", "arn:aws:s3:::b/k"), pair("team", "blue")]),
+            ),
+            (
+                false,
+                Some(b64(r#"{"aws:s3:arn":"arn:aws:s3:::b/k"}"#)),
+                Ok(vec![pair("aws:s3:arn", "arn:aws:s3:::b/k")]),
+            ),
+            (false, Some(b64(r#"{"aws:s3:arn":"arn:aws:s3:::other/k"}"#)), Err(())),
+            (false, Some(b64(r#"{"n":1}"#)), Err(())),
+            (false, Some(b64("[]")), Err(())),
+            (false, Some("***".into()), Err(())),
+        ];
+        for (bucket_key, header, want) in cases {
+            let got = kms_context(&object, "b", bucket_key, header.as_deref());
+            match want {
+                Ok(want) => assert_eq!(got.unwrap(), want, "{header:?}"),
+                Err(()) => assert_eq!(got.unwrap_err().code(), &S3ErrorCode::InvalidArgument, "{header:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn contexts_round_trip_through_json_and_become_condition_keys() {
+        let context = vec![
+            ("aws:s3:arn".to_string(), "arn:aws:s3:::b/k".to_string()),
+            ("team".to_string(), "blue".to_string()),
+        ];
+        assert_eq!(parse_context_json(&context_json(&context)).unwrap(), context);
+        assert_eq!(parse_context_json("[1]"), None);
+        let keys = kms_condition_keys("eu-west-1", "111122223333", &context);
+        let get = |name: &str| keys.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        assert_eq!(
+            get("kms:ViaService"),
+            Some(vec!["s3.eu-west-1.amazonaws.com".to_string()])
+        );
+        assert_eq!(get("kms:CallerAccount"), Some(vec!["111122223333".to_string()]));
+        assert_eq!(
+            get("kms:EncryptionContext:aws:s3:arn"),
+            Some(vec!["arn:aws:s3:::b/k".to_string()])
+        );
+        assert_eq!(
+            get("kms:EncryptionContextKeys"),
+            Some(vec!["aws:s3:arn".to_string(), "team".to_string()])
+        );
+    }
+
+    #[test]
+    fn provider_failures_keep_their_s3_code() {
+        let err = crypto_error(crypto::CryptoError::Service {
+            code: "KMS.DisabledException".into(),
+            status: 400,
+            message: "arn:aws:kms:us-east-1:111122223333:key/k is disabled.".into(),
+        });
+        assert_eq!(err.code().as_str(), "KMS.DisabledException");
+        assert_eq!(err.status_code().map(|s| s.as_u16()), Some(400));
+        assert_eq!(
+            crypto_error(crypto::CryptoError::Open).code(),
+            &S3ErrorCode::InternalError
+        );
+    }
 }

@@ -121,6 +121,10 @@ pub struct ObjectEncryption {
     /// Whether Bucket Keys were requested (echoed).
     #[serde(default)]
     pub bucket_key_enabled: bool,
+    /// SSE-KMS: the encryption context the data key is bound to, as JSON; `None` for objects
+    /// written before it was recorded (their context is the object ARN).
+    #[serde(default)]
+    pub kms_context: Option<String>,
 }
 
 /// One encrypted piece of an object's body: the whole body, or one multipart part.

@@ -86,6 +86,12 @@ impl App {
         )));
         let blobs: Arc<dyn citadel_store::BlobStore> =
             Arc::new(citadel_store::FsBlobStore::new(&args.data_dir.join("blobs")).context("opening the blob store")?);
+        let sse_kms = Arc::new(citadel_kms::KmsDataKeys::new(
+            store.clone(),
+            master.clone(),
+            ids.clone(),
+            pipeline.clock().clone(),
+        ));
         let s3 = Arc::new(citadel_s3::S3Frontend::new(citadel_s3::S3Config {
             store: store.clone(),
             blobs,
@@ -98,6 +104,7 @@ impl App {
             account_id: args.account_id.clone(),
             base_domain: None,
         }));
+        s3.set_kms_provider(sse_kms);
         let sink = Arc::new(crate::trail_sink::S3TrailSink {
             s3: s3.clone(),
             store: store.clone(),

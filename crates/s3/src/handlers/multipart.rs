@@ -6,7 +6,7 @@ use super::object::{
 };
 use super::util::{self, customer_key, etag, key_context, now_ms, owner, sse_echo, timestamp};
 use crate::checksum::{Algorithm, composite_checksum, multipart_etag};
-use crate::engine::{Inner, MAX_PUT_SIZE, blob_body, internal};
+use crate::engine::{Inner, KmsOptions, MAX_PUT_SIZE, blob_body, internal};
 use crate::frontend::{RequestState, current, error};
 use crate::meta::{self, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
 use citadel_store::keys::prefix_end;
@@ -86,7 +86,11 @@ pub async fn create_multipart_upload(
             &state,
             &bucket,
             input.server_side_encryption.as_ref().map(|s| s.as_str()),
-            input.ssekms_key_id.as_deref(),
+            KmsOptions {
+                key_id: input.ssekms_key_id.as_deref(),
+                context_b64: input.ssekms_encryption_context.as_deref(),
+                bucket_key: input.bucket_key_enabled,
+            },
             customer.as_ref(),
             &context,
         )
@@ -154,6 +158,7 @@ pub async fn create_multipart_upload(
         sse_customer_algorithm: echo.customer_algorithm,
         sse_customer_key_md5: echo.customer_key_md5,
         bucket_key_enabled: echo.bucket_key_enabled,
+        ssekms_encryption_context: util::context_echo(&upload.template, input.ssekms_encryption_context.is_some()),
         ..Default::default()
     }))
 }
@@ -211,7 +216,13 @@ pub async fn upload_part(inner: &Inner, req: S3Request<UploadPartInput>) -> S3Re
     )?;
     let context = key_context(&input.bucket, &input.key);
     let data_key = inner
-        .open_key(upload.template.encryption.as_ref(), customer.as_ref(), &context)
+        .open_key(
+            &state,
+            &input.bucket,
+            upload.template.encryption.as_ref(),
+            customer.as_ref(),
+            &context,
+        )
         .await?;
     let md5_wanted = content_md5(input.content_md5.as_deref())?;
     let upload_algorithm = upload.checksum_algorithm.as_deref().and_then(Algorithm::parse);
@@ -350,6 +361,8 @@ pub async fn upload_part_copy(
     )?;
     let data_key = inner
         .open_key(
+            &state,
+            &input.bucket,
             upload.template.encryption.as_ref(),
             customer.as_ref(),
             &key_context(&input.bucket, &input.key),

@@ -2,7 +2,7 @@
 
 use super::util::{self, customer_key, etag, key_context, now_ms, owner, sse_echo, timestamp};
 use crate::checksum::Algorithm;
-use crate::engine::{Inner, MAX_PUT_SIZE, blob_body, internal, no_such_key};
+use crate::engine::{Inner, KmsOptions, MAX_PUT_SIZE, blob_body, internal, no_such_key};
 use crate::frontend::{RequestState, current, error};
 use crate::listing::{self, Listed, Step, Walker};
 use crate::meta::{self, BucketRecord, ObjectRecord, StoredChecksum};
@@ -383,7 +383,11 @@ pub async fn put_object(inner: &Inner, req: S3Request<PutObjectInput>) -> S3Resu
             &state,
             &bucket,
             input.server_side_encryption.as_ref().map(|s| s.as_str()),
-            input.ssekms_key_id.as_deref(),
+            KmsOptions {
+                key_id: input.ssekms_key_id.as_deref(),
+                context_b64: input.ssekms_encryption_context.as_deref(),
+                bucket_key: input.bucket_key_enabled,
+            },
             customer.as_ref(),
             &context,
         )
@@ -469,6 +473,7 @@ pub async fn put_object(inner: &Inner, req: S3Request<PutObjectInput>) -> S3Resu
         sse_customer_algorithm: echo.customer_algorithm,
         sse_customer_key_md5: echo.customer_key_md5,
         bucket_key_enabled: echo.bucket_key_enabled,
+        ssekms_encryption_context: util::context_echo(&stored, input.ssekms_encryption_context.is_some()),
         version_id: (stored.version_id != "null").then(|| stored.version_id.clone()),
         ..Default::default()
     };
@@ -633,6 +638,8 @@ pub async fn get_object(inner: &Inner, req: S3Request<GetObjectInput>) -> S3Resu
     let (from, to, partial) = serve_range(&record, input.range.as_ref(), input.part_number)?;
     let data_key = inner
         .open_key(
+            &state,
+            &input.bucket,
             record.encryption.as_ref(),
             customer.as_ref(),
             &key_context(&input.bucket, &input.key),
@@ -718,14 +725,20 @@ pub async fn head_object(inner: &Inner, req: S3Request<HeadObjectInput>) -> S3Re
         input.sse_customer_key.as_deref(),
         input.sse_customer_key_md5.as_deref(),
     )?;
-    // HEAD checks SSE-C keys exactly like GET, without reading the body.
-    inner
-        .open_key(
-            record.encryption.as_ref(),
-            customer.as_ref(),
-            &key_context(&input.bucket, &input.key),
-        )
-        .await?;
+    // HEAD checks SSE-C keys exactly like GET, without reading the body. It does not use KMS:
+    // as on AWS, HEAD of an SSE-KMS object needs no kms:Decrypt.
+    let sse_c = record.encryption.as_ref().is_some_and(|e| e.mode == "SSE-C");
+    if sse_c || customer.is_some() {
+        inner
+            .open_key(
+                &state,
+                &input.bucket,
+                record.encryption.as_ref(),
+                customer.as_ref(),
+                &key_context(&input.bucket, &input.key),
+            )
+            .await?;
+    }
     let (from, to, partial) = serve_range(&record, input.range.as_ref(), input.part_number)?;
     let echo = sse_echo(&record);
     let mut output = HeadObjectOutput {
@@ -816,7 +829,13 @@ pub(crate) async fn copy_source(
     }
     let customer = customer_key(state, sse.0, sse.1, sse.2)?;
     let data_key = inner
-        .open_key(record.encryption.as_ref(), customer.as_ref(), &key_context(bucket, key))
+        .open_key(
+            state,
+            bucket,
+            record.encryption.as_ref(),
+            customer.as_ref(),
+            &key_context(bucket, key),
+        )
         .await?;
     Ok(CopySourceObject {
         bucket: bucket.to_string(),
@@ -899,7 +918,11 @@ pub async fn copy_object(inner: &Inner, req: S3Request<CopyObjectInput>) -> S3Re
             &state,
             &bucket,
             input.server_side_encryption.as_ref().map(|s| s.as_str()),
-            input.ssekms_key_id.as_deref(),
+            KmsOptions {
+                key_id: input.ssekms_key_id.as_deref(),
+                context_b64: input.ssekms_encryption_context.as_deref(),
+                bucket_key: input.bucket_key_enabled,
+            },
             customer.as_ref(),
             &context,
         )
@@ -990,6 +1013,7 @@ pub async fn copy_object(inner: &Inner, req: S3Request<CopyObjectInput>) -> S3Re
         sse_customer_algorithm: echo.customer_algorithm,
         sse_customer_key_md5: echo.customer_key_md5,
         bucket_key_enabled: echo.bucket_key_enabled,
+        ssekms_encryption_context: util::context_echo(&stored, input.ssekms_encryption_context.is_some()),
         version_id: (stored.version_id != "null").then(|| stored.version_id.clone()),
         ..Default::default()
     }))

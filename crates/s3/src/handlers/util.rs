@@ -66,6 +66,14 @@ pub fn key_context(bucket: &str, key: &str) -> Vec<(String, String)> {
     vec![("aws:s3:arn".to_string(), crate::names::object_arn(bucket, key))]
 }
 
+/// `x-amz-server-side-encryption-context` of a write response: the object's encryption context
+/// as base64 JSON, when the request sent one.
+pub fn context_echo(record: &ObjectRecord, requested: bool) -> Option<String> {
+    use base64::Engine;
+    let json = record.encryption.as_ref()?.kms_context.as_ref()?;
+    requested.then(|| base64::engine::general_purpose::STANDARD.encode(json))
+}
+
 /// A conflict that outlived its retries.
 pub fn conflict() -> s3s::S3Error {
     error(
