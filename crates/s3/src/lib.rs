@@ -33,8 +33,8 @@ pub mod names;
 pub mod registry;
 
 pub use crypto::DataKeyProvider;
+pub use frontend::{S3Config, S3Frontend, is_s3_request};
+pub use handlers::{choose_parts, evaluate_conditions};
 /// The body type of S3 requests and responses (`From<hyper::body::Incoming>`, `From<Bytes>`,
 /// and an `http_body::Body`), re-exported so the server needs no direct s3s dependency.
 pub use s3s::Body;
-pub use frontend::{S3Config, S3Frontend, is_s3_request};
-pub use handlers::{choose_parts, evaluate_conditions};
