@@ -336,3 +336,26 @@ def test_access_key_last_used_is_tracked(server):
         _time.sleep(0.05)
     assert used["ServiceName"] == "sts"
     assert used["Region"] == "us-east-1"
+
+
+def test_list_users_pages_in_name_order_with_path_prefix(server):
+    iam = server.client("iam")
+    names = [f"pager-{i:03d}" for i in range(25)]
+    for i, name in enumerate(names):
+        iam.create_user(UserName=name, Path="/pager/" if i % 2 == 0 else "/other/")
+    seen, marker = [], None
+    while True:
+        kwargs = {"PathPrefix": "/pager/", "MaxItems": 4}
+        if marker:
+            kwargs["Marker"] = marker
+        page = iam.list_users(**kwargs)
+        seen += [u["UserName"] for u in page["Users"]]
+        assert len(page["Users"]) <= 4
+        if not page["IsTruncated"]:
+            break
+        marker = page["Marker"]
+    assert seen == [n for i, n in enumerate(names) if i % 2 == 0]
+    # The paginator of boto3 walks the same pages.
+    walked = [u["UserName"] for p in iam.get_paginator("list_users").paginate(PathPrefix="/pager/",
+              PaginationConfig={"PageSize": 5}) for u in p["Users"]]
+    assert walked == seen

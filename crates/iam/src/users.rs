@@ -205,16 +205,49 @@ impl Iam {
         Ok(Effect::read(json!({"User": user_json(account, &row.value, true)})))
     }
 
+    /// Lists users one page at a time: rows are keyed by (account, lower-cased name), which is the
+    /// order IAM lists them in, so a page reads from the marker on and stops after `MaxItems` matches
+    /// instead of decoding every user of the account.
     pub(crate) async fn list_users(&self, call: &Call) -> Result<Effect, AwsError> {
         let account = account(call);
         let prefix = opt_str(&call.input, "PathPrefix").unwrap_or("/");
-        let rows: Vec<Row<UserRecord>> = model::scan_account(self.store.as_ref(), USERS, account).await?;
-        let items = rows
-            .into_iter()
-            .filter(|r| r.value.path.starts_with(prefix))
-            .map(|r| (r.value.name.to_lowercase(), user_json(account, &r.value, false)))
-            .collect();
-        let (page, next) = paginate(items, &call.input);
+        let max = page_size(&call.input);
+        let account_prefix = citadel_store::keys::Key::new().str(account).finish();
+        let (_, end) = citadel_store::keys::prefix_range(&account_prefix);
+        let mut start = match opt_str(&call.input, "Marker").and_then(decode_marker) {
+            Some(name) => model::name_key(account, &name),
+            None => account_prefix.clone(),
+        };
+        let mut page = Vec::new();
+        let mut next = None;
+        'scan: loop {
+            let rows = self
+                .store
+                .scan(USERS, &start, end.as_deref(), 256, false)
+                .await
+                .map_err(model::store_error)?;
+            let exhausted = rows.len() < 256;
+            for (_, raw) in &rows {
+                let Ok(user) = serde_json::from_slice::<UserRecord>(raw) else {
+                    continue;
+                };
+                if !user.path.starts_with(prefix) {
+                    continue;
+                }
+                if page.len() == max {
+                    next = Some(encode_marker(&user.name.to_lowercase()));
+                    break 'scan;
+                }
+                page.push(user_json(account, &user, false));
+            }
+            match rows.last() {
+                Some((last, _)) if !exhausted => {
+                    start = last.clone();
+                    start.push(0);
+                }
+                _ => break,
+            }
+        }
         let mut out = Map::new();
         out.insert("Users".into(), Value::Array(page));
         Ok(Effect::read(page_output(out, next)))

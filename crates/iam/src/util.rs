@@ -200,6 +200,13 @@ pub fn paginate<T>(items: Vec<(String, T)>, input: &Value) -> (Vec<T>, Option<St
     (out, next)
 }
 
+/// The page size a list call asks for: `MaxItems`, 100 by default, at most 1000.
+pub fn page_size(input: &Value) -> usize {
+    opt_i64(input, "MaxItems")
+        .filter(|n| *n > 0)
+        .map_or(100, |n| n.min(1000)) as usize
+}
+
 /// Adds `IsTruncated` and `Marker` to a list output.
 pub fn page_output(mut output: serde_json::Map<String, Value>, next: Option<String>) -> Value {
     output.insert("IsTruncated".into(), Value::Bool(next.is_some()));
@@ -209,12 +216,14 @@ pub fn page_output(mut output: serde_json::Map<String, Value>, next: Option<Stri
     Value::Object(output)
 }
 
-fn encode_marker(key: &str) -> String {
+/// Encodes a pagination marker (the sort key of the first item of the next page).
+pub fn encode_marker(key: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes())
 }
 
-fn decode_marker(marker: &str) -> Option<String> {
+/// Decodes a pagination marker.
+pub fn decode_marker(marker: &str) -> Option<String> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(marker).ok()?;
     String::from_utf8(bytes).ok()
