@@ -14,7 +14,7 @@ use crate::identity::{CredentialError, CredentialResolver};
 use crate::principal::Principal;
 use crate::random::IdGen;
 use crate::service::{Authorized, Call, Service};
-use crate::wire_auth::{self, AuthFailure, Family};
+use crate::wire_auth::{self, AuthFailure};
 use bytes::Bytes;
 use citadel_store::{CommitError, Store};
 use citadel_wire::codec;
@@ -171,11 +171,11 @@ impl Pipeline {
         let Some(model) = codec::model(spec.signing_name) else {
             return respond_error(spec.protocol, "1.1", "", &AwsError::internal(), &request_id);
         };
-        let family = Family::of(spec.protocol);
+        let family = wire_auth::family_of(spec.protocol);
         let error = |err: &AwsError| respond_model_error(model, spec.protocol, err, &request_id);
 
         // Authenticate.
-        let principal = match self.authenticate(&req, &route, family, now).await {
+        let principal = match self.authenticate(&req, &route, now).await {
             Ok(principal) => principal,
             // AWS serves the federation calls unsigned: the token or assertion is the credential.
             Err(AuthFailure::Missing) if spec.signing_name == "sts" && is_unsigned_federation(&req) => {
@@ -278,20 +278,9 @@ impl Pipeline {
                     return Err(err);
                 }
             };
-            let record = audit::record(EventFacts {
-                ctx: &call.ctx,
-                event_source: spec.event_source,
-                read_only: call.op.read_only,
-                management: true,
-                request: Some(call.input.clone()).filter(|v| v.as_object().is_some_and(|m| !m.is_empty())),
-                response: (!call.op.read_only).then(|| effect.output.clone()),
-                error: None,
-                resources: &effect.resources,
-                event_id: self.ids.uuid(),
-                recipient_account_id: call.ctx.account_id(),
-            });
+            let response = (!call.op.read_only).then(|| effect.output.clone());
+            let (key, record) = self.event(call, spec.event_source, response, None, &effect.resources);
             let mut batch = effect.batch;
-            let key = audit::event_key(call.ctx.account_id(), event_millis(&call.ctx), &record_id(&record));
             let durable = !batch.is_empty();
             batch.put(audit::EVENTS, &key, &serde_json::to_vec(&record).unwrap_or_default());
             if !durable {
@@ -318,20 +307,34 @@ impl Pipeline {
         Err(err)
     }
 
-    fn audit_failure(&self, call: &Call, event_source: &str, err: &AwsError) {
+    /// The CloudTrail record of a call and its store key.
+    fn event(
+        &self,
+        call: &Call,
+        event_source: &str,
+        response: Option<Value>,
+        error: Option<&AwsError>,
+        resources: &[crate::service::AuditResource],
+    ) -> (Vec<u8>, Value) {
+        let event_id = self.ids.uuid();
+        let key = audit::event_key(call.ctx.account_id(), event_millis(&call.ctx), &event_id);
         let record = audit::record(EventFacts {
             ctx: &call.ctx,
             event_source,
             read_only: call.op.read_only,
             management: true,
             request: Some(call.input.clone()).filter(|v| v.as_object().is_some_and(|m| !m.is_empty())),
-            response: None,
-            error: Some((&err.code, &err.message)),
-            resources: &[],
-            event_id: self.ids.uuid(),
+            response,
+            error: error.map(|e| (e.code.as_ref(), e.message.as_str())),
+            resources,
+            event_id,
             recipient_account_id: call.ctx.account_id(),
         });
-        let key = audit::event_key(call.ctx.account_id(), event_millis(&call.ctx), &record_id(&record));
+        (key, record)
+    }
+
+    fn audit_failure(&self, call: &Call, event_source: &str, err: &AwsError) {
+        let (key, record) = self.event(call, event_source, None, Some(err), &[]);
         let mut batch = citadel_store::WriteBatch::new();
         batch.put(audit::EVENTS, &key, &serde_json::to_vec(&record).unwrap_or_default());
         self.store.submit(batch);
@@ -353,7 +356,6 @@ impl Pipeline {
         &self,
         req: &IncomingRequest,
         route: &wire_auth::Route,
-        family: Family,
         now: time::OffsetDateTime,
     ) -> Result<Arc<Principal>, AuthFailure> {
         let parsed = route.auth.as_ref().ok_or(AuthFailure::Missing)?;
@@ -380,7 +382,6 @@ impl Pipeline {
             route.region.as_deref().unwrap_or(&self.config.region),
             now,
         );
-        let _ = family;
         Ok(resolved.principal)
     }
 }
@@ -395,10 +396,6 @@ fn is_unsigned_federation(req: &IncomingRequest) -> bool {
 
 fn event_millis(ctx: &RequestContext) -> u64 {
     u64::try_from(ctx.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-}
-
-fn record_id(record: &Value) -> String {
-    record.get("eventID").and_then(Value::as_str).unwrap_or("").to_string()
 }
 
 fn not_implemented(protocol: Protocol, op: &str) -> AwsError {

@@ -8,37 +8,16 @@ use citadel_sigv4 as sigv4;
 use citadel_wire::{AwsError, Protocol};
 use time::OffsetDateTime;
 
-/// The protocol family whose error codes an authentication failure uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// IAM, STS.
-    Query,
-    /// KMS, CloudTrail, Logs.
-    Json,
-    /// GuardDuty and friends.
-    RestJson,
-    /// S3.
-    S3,
-}
+/// The protocol family whose error codes an authentication failure uses (the verifier's own type).
+pub use citadel_sigv4::ProtocolFamily as Family;
 
-impl Family {
-    /// The family of a protocol.
-    pub fn of(protocol: Protocol) -> Self {
-        match protocol {
-            Protocol::Query => Self::Query,
-            Protocol::Json => Self::Json,
-            Protocol::RestJson => Self::RestJson,
-            Protocol::RestXml => Self::S3,
-        }
-    }
-
-    fn sigv4(self) -> sigv4::ProtocolFamily {
-        match self {
-            Self::Query => sigv4::ProtocolFamily::Query,
-            Self::Json => sigv4::ProtocolFamily::Json,
-            Self::RestJson => sigv4::ProtocolFamily::RestJson,
-            Self::S3 => sigv4::ProtocolFamily::S3,
-        }
+/// The family of a service protocol.
+pub fn family_of(protocol: Protocol) -> Family {
+    match protocol {
+        Protocol::Query => Family::Query,
+        Protocol::Json => Family::Json,
+        Protocol::RestJson => Family::RestJson,
+        Protocol::RestXml => Family::S3,
     }
 }
 
@@ -73,8 +52,8 @@ impl AuthFailure {
             Self::ExpiredToken => sigv4::AuthError::ExpiredToken,
             Self::Signature(err) => err.clone(),
         };
-        let (code, status) = err.code_and_status(family.sigv4());
-        AwsError::new(code, status, err.message(family.sigv4()))
+        let (code, status) = err.code_and_status(family);
+        AwsError::new(code, status, err.message(family))
     }
 }
 

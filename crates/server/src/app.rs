@@ -247,7 +247,7 @@ impl App {
             return json_response(403, &serde_json::json!({"error": "MissingAuthenticationToken"}));
         };
         let now = self.pipeline.clock().now();
-        let principal = match self.pipeline.authenticate(&req, &route, family, now).await {
+        let principal = match self.pipeline.authenticate(&req, &route, now).await {
             Ok(principal) => principal,
             Err(failure) => {
                 let err = failure.to_aws(family);
