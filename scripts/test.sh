@@ -8,6 +8,13 @@ if ! python3 -c "import boto3, pytest" 2>/dev/null || ! command -v aws >/dev/nul
   python3 -m pip install -q -r tests/python/requirements.txt
 fi
 
+# PostgreSQL for the store backend's tests, started here when the caller has not given one
+# (needs root to run it as the postgres user; otherwise set CITADEL_TEST_POSTGRES_URL yourself).
+if [ -z "${CITADEL_TEST_POSTGRES_URL:-}" ] && [ "$(id -u)" = 0 ]; then
+  CITADEL_TEST_POSTGRES_URL="$(./scripts/pg-test-server.sh start)"
+  export CITADEL_TEST_POSTGRES_URL
+fi
+
 cargo build -p citadel
 cargo test --workspace --no-fail-fast
 python3 -m pytest -q tests/python

@@ -23,7 +23,7 @@ use crate::digest::{self, DigestInput, SIGNATURE_ALGORITHM};
 use crate::model::{
     self, Chain, DeliveredLog, DeliveryState, PreviousDigest, RETIRED, RetiredTrail, STATES, TRAILS, TrailConfig,
 };
-use crate::sink::{Delivery, ObjectSink};
+use crate::sink::{Delivery, LogEvent, LogSink, ObjectSink};
 use crate::{selectors, signing};
 use citadel_core::audit::EVENTS;
 use citadel_core::{Clock, IdGen};
@@ -51,6 +51,8 @@ pub struct Deliverer {
     pub ids: IdGen,
     /// Where objects go.
     pub sink: Arc<dyn ObjectSink>,
+    /// Where CloudWatch Logs events go.
+    pub log_sink: Arc<dyn LogSink>,
     /// The digest window length.
     pub digest_interval: Duration,
     /// How old an event must be before it is delivered.
@@ -66,6 +68,7 @@ pub fn spawn_delivery(
     clock: Arc<dyn Clock>,
     ids: IdGen,
     sink: Arc<dyn ObjectSink>,
+    log_sink: Arc<dyn LogSink>,
     interval: Duration,
     digest_interval: Duration,
     settle: Duration,
@@ -76,6 +79,7 @@ pub fn spawn_delivery(
         clock,
         ids,
         sink,
+        log_sink,
         digest_interval,
         settle,
     };
@@ -155,12 +159,14 @@ impl Deliverer {
             }
             if state.logging_epoch != config.logging_epoch {
                 state.cursor = None;
+                state.cwl_cursor = None;
             }
             state.logging_epoch = config.logging_epoch;
             state.validation_epoch = config.validation_epoch;
         }
 
-        // 2. Log files.
+        // 2. Log files, and their records as CloudWatch Logs events.
+        self.deliver_to_logs(config, &mut state, now).await;
         let caught_up = self.deliver_events(config, &mut state, now).await;
 
         // 3. Digest windows.
@@ -224,6 +230,97 @@ impl Deliverer {
         all
     }
 
+    /// Sends the records after the CloudWatch Logs cursor to the trail's log group, one stream per
+    /// event region, as a session of the trail's role. A failure is recorded as
+    /// `LatestCloudWatchLogsDeliveryError` and the same records are tried again on the next pass.
+    async fn deliver_to_logs(&self, config: &TrailConfig, state: &mut DeliveryState, now: OffsetDateTime) {
+        let Some(target) = config.log_target() else {
+            state.cwl_cursor = None;
+            state.cwl_group = None;
+            return;
+        };
+        let Some(start_ms) = config.start_logging_ms else {
+            return;
+        };
+        if state.cwl_group.as_deref() != Some(target.group_arn.as_str()) {
+            // A destination added to a trail that is already delivering receives events from now on.
+            state.cwl_cursor = state.cursor.clone();
+            state.cwl_group = Some(target.group_arn.clone());
+        }
+        let Some((lower, upper)) = self.event_bounds(config, state.cwl_cursor.as_deref(), start_ms, now) else {
+            return;
+        };
+        let rows = match self
+            .store
+            .scan(EVENTS, &lower, Some(&upper), MAX_EVENTS_PER_TICK, false)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(error = %err, "cloudtrail logs delivery: cannot read events");
+                return;
+            }
+        };
+        let Some(last_key) = rows.last().map(|(k, _)| k.clone()) else {
+            return;
+        };
+        for (region, records) in select_records(config, &rows) {
+            let events: Vec<LogEvent> = records
+                .iter()
+                .map(|record| LogEvent {
+                    timestamp_ms: record
+                        .get("eventTime")
+                        .and_then(Value::as_str)
+                        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                        .map_or_else(|| ms(now), ms),
+                    message: record.to_string(),
+                })
+                .collect();
+            let stream = model::log_stream_name(&config.account, &region);
+            if let Err(err) = self.log_sink.deliver(&target, &stream, &events).await {
+                tracing::warn!(trail = %config.arn(), error = %err, "cloudtrail logs delivery failed");
+                state.latest_cwl_error = Some(err.to_string());
+                return;
+            }
+        }
+        state.cwl_cursor = Some(hex::encode(&last_key));
+        state.latest_cwl_delivery_ms = Some(ms(now));
+        state.latest_cwl_error = None;
+    }
+
+    /// The key range of events a pass reads after `cursor`: from the session start (or just after
+    /// the cursor) up to `now - settle`, or the stop of a stopped session; `None` when empty.
+    fn event_bounds(
+        &self,
+        config: &TrailConfig,
+        cursor: Option<&str>,
+        start_ms: i64,
+        now: OffsetDateTime,
+    ) -> Option<(Vec<u8>, Vec<u8>)> {
+        let settle_ms = i64::try_from(self.settle.as_millis()).unwrap_or(0);
+        let mut upto_ms = ms(now).saturating_sub(settle_ms);
+        if !config.is_logging
+            && let Some(stop) = config.stop_logging_ms
+        {
+            upto_ms = upto_ms.min(stop);
+        }
+        let account_prefix = Key::new().str(&config.account).finish();
+        let mut lower = Key::new()
+            .str(&config.account)
+            .u64(u64::try_from(start_ms).unwrap_or(0))
+            .finish();
+        if let Some(cursor) = cursor.and_then(|c| hex::decode(c).ok())
+            && cursor.starts_with(&account_prefix)
+        {
+            lower = lower.max(after(&cursor));
+        }
+        let upper = Key::new()
+            .str(&config.account)
+            .u64(u64::try_from(upto_ms.saturating_add(1)).unwrap_or(0))
+            .finish();
+        (lower < upper).then_some((lower, upper))
+    }
+
     /// Delivers events after the cursor; returns whether every event up to the session's end was delivered.
     async fn deliver_events(&self, config: &TrailConfig, state: &mut DeliveryState, now: OffsetDateTime) -> bool {
         let Some(start_ms) = config.start_logging_ms else {
@@ -237,24 +334,9 @@ impl Deliverer {
             upto_ms = upto_ms.min(stop);
         }
         let reached_end = !stopped || config.stop_logging_ms.is_none_or(|stop| upto_ms >= stop);
-        let account_prefix = Key::new().str(&config.account).finish();
-        let session_start = Key::new()
-            .str(&config.account)
-            .u64(u64::try_from(start_ms).unwrap_or(0))
-            .finish();
-        let mut lower = session_start;
-        if let Some(cursor) = state.cursor.as_deref().and_then(|c| hex::decode(c).ok())
-            && cursor.starts_with(&account_prefix)
-        {
-            lower = lower.max(after(&cursor));
-        }
-        let upper = Key::new()
-            .str(&config.account)
-            .u64(u64::try_from(upto_ms.saturating_add(1)).unwrap_or(0))
-            .finish();
-        if lower >= upper {
+        let Some((lower, upper)) = self.event_bounds(config, state.cursor.as_deref(), start_ms, now) else {
             return reached_end;
-        }
+        };
         let rows = match self
             .store
             .scan(EVENTS, &lower, Some(&upper), MAX_EVENTS_PER_TICK, false)
@@ -270,40 +352,7 @@ impl Deliverer {
         let Some(last_key) = rows.last().map(|(k, _)| k.clone()) else {
             return reached_end;
         };
-        let mut by_region: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for (_, raw) in &rows {
-            let Ok(record) = serde_json::from_slice::<Value>(raw) else {
-                continue;
-            };
-            let region = record
-                .get("awsRegion")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let source = record.get("eventSource").and_then(Value::as_str).unwrap_or("");
-            if !selectors::region_matches(
-                &config.home_region,
-                config.multi_region,
-                config.include_global,
-                &region,
-                source,
-            ) {
-                continue;
-            }
-            if !selectors::selects(
-                config.event_selectors.as_ref(),
-                config.advanced_event_selectors.as_ref(),
-                &record,
-            ) {
-                continue;
-            }
-            let region = if region.is_empty() {
-                config.home_region.clone()
-            } else {
-                region
-            };
-            by_region.entry(region).or_default().push(record);
-        }
+        let by_region = select_records(config, &rows);
         for (region, records) in by_region {
             state.latest_attempt_ms = Some(now_ms);
             let body = digest::log_body(&records);
@@ -331,6 +380,7 @@ impl Deliverer {
                 metadata: Vec::new(),
                 source_arn: config.arn(),
                 source_account: config.account.clone(),
+                kms_key_id: config.kms_key_id.clone(),
             };
             if let Err(err) = self.sink.put_object(delivery).await {
                 tracing::warn!(trail = %config.arn(), error = %err, "cloudtrail delivery failed");
@@ -423,6 +473,8 @@ impl Deliverer {
             ],
             source_arn: config.arn(),
             source_account: config.account.clone(),
+            // Digest files are not encrypted with the trail's key, as on AWS.
+            kms_key_id: None,
         };
         state.latest_attempt_ms = Some(now_ms);
         if let Err(err) = self.sink.put_object(delivery).await {
@@ -475,4 +527,43 @@ impl Deliverer {
             tracing::warn!(error = %err, "cloudtrail delivery: cannot save state");
         }
     }
+}
+
+/// The records of `rows` the trail delivers (its regions and selectors), grouped by event region.
+fn select_records(config: &TrailConfig, rows: &[(Vec<u8>, Vec<u8>)]) -> BTreeMap<String, Vec<Value>> {
+    let mut by_region: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (_, raw) in rows {
+        let Ok(record) = serde_json::from_slice::<Value>(raw) else {
+            continue;
+        };
+        let region = record
+            .get("awsRegion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let source = record.get("eventSource").and_then(Value::as_str).unwrap_or("");
+        if !selectors::region_matches(
+            &config.home_region,
+            config.multi_region,
+            config.include_global,
+            &region,
+            source,
+        ) {
+            continue;
+        }
+        if !selectors::selects(
+            config.event_selectors.as_ref(),
+            config.advanced_event_selectors.as_ref(),
+            &record,
+        ) {
+            continue;
+        }
+        let region = if region.is_empty() {
+            config.home_region.clone()
+        } else {
+            region
+        };
+        by_region.entry(region).or_default().push(record);
+    }
+    by_region
 }

@@ -159,3 +159,41 @@ pub fn internal(cause: impl std::fmt::Display) -> AwsError {
     tracing::error!(error = %cause, "cloudtrail internal error");
     AwsError::internal()
 }
+
+/// `CloudWatchLogsDeliveryUnavailableException`.
+pub fn cwl_unavailable(message: impl Into<String>) -> AwsError {
+    client("CloudWatchLogsDeliveryUnavailableException", message)
+}
+
+/// `InvalidKmsKeyIdException` for a key id that is empty or malformed.
+pub fn invalid_kms_key_id(key: &str) -> AwsError {
+    client("InvalidKmsKeyIdException", format!("Invalid KMS key ID: {key}"))
+}
+
+/// `KmsKeyNotFoundException`.
+pub fn kms_key_not_found(key: &str) -> AwsError {
+    client(
+        "KmsKeyNotFoundException",
+        format!("The KMS key {key} does not exist, or is not in the trail's Region."),
+    )
+}
+
+/// `KmsKeyDisabledException`.
+pub fn kms_key_disabled(key: &str) -> AwsError {
+    client("KmsKeyDisabledException", format!("The KMS key {key} is disabled."))
+}
+
+/// `InsufficientEncryptionPolicyException`: the key policy does not let CloudTrail make data keys.
+pub fn insufficient_encryption_policy(key: &str) -> AwsError {
+    client(
+        "InsufficientEncryptionPolicyException",
+        format!(
+            "Insufficient permissions to access the KMS key {key}: its policy must allow cloudtrail.amazonaws.com kms:GenerateDataKey*."
+        ),
+    )
+}
+
+/// `KmsException`.
+pub fn kms_exception(message: impl Into<String>) -> AwsError {
+    client("KmsException", message)
+}

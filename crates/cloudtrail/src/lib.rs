@@ -3,7 +3,8 @@
 //! The pipeline already writes a CloudTrail record for every request into the `events` table
 //! (see `citadel_core::audit`). This crate serves that history (LookupEvents), manages trails, and
 //! delivers log files and signed digest files to S3 so that the real `aws cloudtrail validate-logs`
-//! accepts them.
+//! accepts them. Log files of a trail with a KMS key are SSE-KMS encrypted with it (digests are not,
+//! as on AWS), and a trail with a CloudWatch Logs group also sends each record there as a log event.
 //!
 //! # Map
 //!
@@ -14,7 +15,8 @@
 //! - [`digest`]: the byte formats and object keys of log and digest files (pure).
 //! - [`signing`]: per-region RSA signing keys, sealed at rest with the master key.
 //! - [`delivery`]: the background task that writes log and digest files ([`spawn_delivery`]).
-//! - [`sink`]: [`ObjectSink`], the seam to S3 that the server implements.
+//! - [`sink`]: [`ObjectSink`], the seam to S3, and [`LogSink`], the seam to CloudWatch Logs, that the
+//!   server implements.
 //!
 //! # Invariants
 //!
@@ -41,7 +43,10 @@ pub mod spec;
 mod trails;
 
 pub use delivery::{Deliverer, spawn_delivery};
-pub use sink::{Delivery, MemorySink, ObjectSink, SinkError};
+pub use sink::{
+    Delivery, KmsKeyCheck, KmsKeyError, LogEvent, LogSink, LogSinkError, LogTarget, MemoryLogSink, MemorySink,
+    NoLogSink, ObjectSink, SinkError, kms_encryption_context_b64,
+};
 pub use spec::SPEC;
 pub use trails::policy_allows_delivery;
 
@@ -58,6 +63,7 @@ pub struct CloudTrail {
     master: Arc<MasterKey>,
     ids: IdGen,
     sink: Arc<dyn ObjectSink>,
+    logs: Arc<dyn LogSink>,
 }
 
 impl CloudTrail {
@@ -69,7 +75,15 @@ impl CloudTrail {
             master,
             ids,
             sink,
+            logs: Arc::new(NoLogSink),
         }
+    }
+
+    /// Checks CloudWatch Logs destinations through `logs` (without one, every destination is unavailable).
+    #[must_use]
+    pub fn with_log_sink(mut self, logs: Arc<dyn LogSink>) -> Self {
+        self.logs = logs;
+        self
     }
 }
 

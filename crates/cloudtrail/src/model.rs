@@ -61,11 +61,11 @@ pub struct TrailConfig {
     pub multi_region: bool,
     /// Whether digest files are written.
     pub log_file_validation: bool,
-    /// The CloudWatch Logs group ARN (stored, not used).
+    /// The CloudWatch Logs group ARN that receives every delivered record as a log event.
     pub cwl_group_arn: Option<String>,
-    /// The CloudWatch Logs role ARN (stored, not used).
+    /// The role CloudTrail assumes to write to the CloudWatch Logs group.
     pub cwl_role_arn: Option<String>,
-    /// The KMS key for log files (stored, not used).
+    /// The KMS key ARN that log files (not digests) are SSE-KMS encrypted with.
     pub kms_key_id: Option<String>,
     /// Classic event selectors as the API gave them; `None` means the default (all management events).
     pub event_selectors: Option<Value>,
@@ -93,6 +93,20 @@ impl TrailConfig {
     /// The trail ARN.
     pub fn arn(&self) -> String {
         trail_arn(&self.home_region, &self.account, &self.name)
+    }
+
+    /// The CloudWatch Logs destination, when the trail has a valid group ARN and a role.
+    pub fn log_target(&self) -> Option<crate::sink::LogTarget> {
+        let group = self.cwl_group_arn.as_ref()?;
+        let role = self.cwl_role_arn.as_ref()?;
+        parse_log_group_arn(group)?;
+        Some(crate::sink::LogTarget {
+            group_arn: group.clone(),
+            role_arn: role.clone(),
+            trail_arn: self.arn(),
+            account: self.account.clone(),
+            region: self.home_region.clone(),
+        })
     }
 
     /// The `Trail` shape of DescribeTrails and GetTrail.
@@ -213,6 +227,19 @@ pub struct DeliveryState {
     pub latest_delivery_error: Option<String>,
     /// The error of the last failed digest delivery, cleared by a success.
     pub latest_digest_error: Option<String>,
+    /// The key (hex) of the last event sent to CloudWatch Logs; it moves separately from
+    /// [`DeliveryState::cursor`] so that a failing role delays only the CloudWatch Logs copy.
+    #[serde(default)]
+    pub cwl_cursor: Option<String>,
+    /// The log group [`DeliveryState::cwl_cursor`] belongs to; a new group starts at the S3 cursor.
+    #[serde(default)]
+    pub cwl_group: Option<String>,
+    /// The last successful CloudWatch Logs delivery, in milliseconds.
+    #[serde(default)]
+    pub latest_cwl_delivery_ms: Option<i64>,
+    /// The error of the last failed CloudWatch Logs delivery, cleared by a success.
+    #[serde(default)]
+    pub latest_cwl_error: Option<String>,
 }
 
 /// A deleted trail whose last events and final digest are still to be delivered.
@@ -242,6 +269,27 @@ pub struct SigningKeyRecord {
 /// `arn:aws:cloudtrail:REGION:ACCOUNT:trail/NAME`.
 pub fn trail_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:cloudtrail:{region}:{account}:trail/{name}")
+}
+
+/// `(region, account, group name)` of a log group ARN `arn:aws:logs:R:A:log-group:NAME[:*]`.
+pub fn parse_log_group_arn(arn: &str) -> Option<(&str, &str, &str)> {
+    let rest = arn.strip_prefix("arn:aws:logs:")?;
+    let (region, rest) = rest.split_once(':')?;
+    let (account, rest) = rest.split_once(':')?;
+    let name = rest.strip_prefix("log-group:")?;
+    let name = name.strip_suffix(":*").unwrap_or(name);
+    let valid_name = !name.is_empty()
+        && name.len() <= 512
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'/' | b'.' | b'#'));
+    let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    (!region.is_empty() && valid_account && valid_name).then_some((region, account, name))
+}
+
+/// The log stream CloudTrail writes the events of `region` to: `<account>_CloudTrail_<region>`.
+pub fn log_stream_name(account: &str, region: &str) -> String {
+    format!("{account}_CloudTrail_{region}")
 }
 
 /// A trail named by a `Name` member: a plain name, or an ARN with its region and account.

@@ -37,6 +37,7 @@ struct Harness {
     store: Arc<dyn Store>,
     clock: ManualClock,
     sink: Arc<MemorySink>,
+    logs: Arc<MemoryLogSink>,
     service: CloudTrail,
     deliverer: Deliverer,
     principal: Arc<Principal>,
@@ -53,13 +54,16 @@ impl Harness {
         sink.add_bucket("no-policy", None);
         let master = Arc::new(MasterKey::generate());
         let ids = IdGen::new(Arc::new(SeededRandom::new(3)));
-        let service = CloudTrail::new(store.clone(), master.clone(), ids.clone(), sink.clone());
+        let logs = Arc::new(MemoryLogSink::new());
+        let service =
+            CloudTrail::new(store.clone(), master.clone(), ids.clone(), sink.clone()).with_log_sink(logs.clone());
         let deliverer = Deliverer {
             store: store.clone(),
             master,
             clock: Arc::new(clock.clone()),
             ids,
             sink: sink.clone(),
+            log_sink: logs.clone(),
             digest_interval: Duration::from_secs(60),
             settle: Duration::ZERO,
         };
@@ -68,6 +72,7 @@ impl Harness {
             store,
             clock,
             sink,
+            logs,
             service,
             deliverer,
             principal: Arc::new(Principal::root(ACCOUNT, Some("AKIAROOT".into()))),
@@ -769,4 +774,167 @@ async fn list_public_keys_makes_the_first_key_and_filters_by_time() {
         .unwrap_err();
     assert_eq!(err.code, "InvalidTimeRangeException");
     let _ = TrailConfig::describe;
+}
+
+const GROUP_ARN: &str = "arn:aws:logs:us-east-1:123456789012:log-group:CloudTrail/audit:*";
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/CloudTrailToLogs";
+
+#[tokio::test]
+async fn cloudwatch_logs_destination_is_checked_at_create_and_update() {
+    let h = Harness::new();
+    h.logs.add_group(GROUP_ARN);
+    h.logs.set_role(ROLE_ARN, true);
+    let cwl = |group: &str, role: &str| json!({"CloudWatchLogsLogGroupArn": group, "CloudWatchLogsRoleArn": role});
+    let cases = [
+        (
+            cwl("arn:aws:s3:::bucket", ROLE_ARN),
+            "InvalidCloudWatchLogsLogGroupArnException",
+        ),
+        (
+            cwl("arn:aws:logs:us-east-1:123456789012:log-group:missing:*", ROLE_ARN),
+            "InvalidCloudWatchLogsLogGroupArnException",
+        ),
+        (cwl(GROUP_ARN, "not-an-arn"), "InvalidCloudWatchLogsRoleArnException"),
+        (
+            cwl(GROUP_ARN, "arn:aws:iam::123456789012:role/Unknown"),
+            "InvalidCloudWatchLogsRoleArnException",
+        ),
+        (
+            json!({"CloudWatchLogsRoleArn": ROLE_ARN}),
+            "InvalidParameterCombinationException",
+        ),
+    ];
+    for (extra, code) in cases {
+        let err = h.create_trail("cwl", extra.clone()).await.unwrap_err();
+        assert_eq!(err.code, code, "{extra}");
+    }
+    let out = h.create_trail("cwl", cwl(GROUP_ARN, ROLE_ARN)).await.unwrap();
+    assert_eq!(out["CloudWatchLogsLogGroupArn"], GROUP_ARN);
+    assert_eq!(out["CloudWatchLogsRoleArn"], ROLE_ARN);
+    // An update that does not touch the pair does not check it again; one that does, does.
+    h.logs.set_role(ROLE_ARN, false);
+    h.run("UpdateTrail", json!({"Name": "cwl", "EnableLogFileValidation": true}))
+        .await
+        .unwrap();
+    let err = h
+        .run(
+            "UpdateTrail",
+            json!({"Name": "cwl", "CloudWatchLogsLogGroupArn": GROUP_ARN.trim_end_matches(":*"), "CloudWatchLogsRoleArn": ROLE_ARN}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "InvalidCloudWatchLogsRoleArnException");
+}
+
+#[tokio::test]
+async fn records_reach_cloudwatch_logs_and_a_lost_permission_is_reported() {
+    let h = Harness::new();
+    h.logs.add_group(GROUP_ARN);
+    h.logs.set_role(ROLE_ARN, true);
+    h.create_trail(
+        "cwl",
+        json!({"CloudWatchLogsLogGroupArn": GROUP_ARN, "CloudWatchLogsRoleArn": ROLE_ARN, "IsMultiRegionTrail": true}),
+    )
+    .await
+    .unwrap();
+    h.advance(1);
+    h.run("StartLogging", json!({"Name": "cwl"})).await.unwrap();
+    h.advance(1);
+    h.event("iam.amazonaws.com", "CreateUser", "us-east-1", false, Some("alice"))
+        .await;
+    h.event("kms.amazonaws.com", "Encrypt", "eu-west-1", false, Some("alice"))
+        .await;
+    h.advance(5);
+    h.deliverer.run_once().await;
+    let home = h.logs.events(GROUP_ARN, &format!("{ACCOUNT}_CloudTrail_us-east-1"));
+    let names: Vec<String> = home
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.message).unwrap()["eventName"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, vec!["StartLogging", "CreateUser"]);
+    let first: Value = serde_json::from_str(&home[0].message).unwrap();
+    let event_time = OffsetDateTime::parse(
+        first["eventTime"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(home[0].timestamp_ms, event_time.unix_timestamp() * 1000);
+    let other = h.logs.events(GROUP_ARN, &format!("{ACCOUNT}_CloudTrail_eu-west-1"));
+    assert_eq!(other.len(), 1, "one stream per event region");
+    let status = h.run("GetTrailStatus", json!({"Name": "cwl"})).await.unwrap();
+    assert!(status["LatestCloudWatchLogsDeliveryTime"].as_f64().is_some());
+    assert!(status.get("LatestCloudWatchLogsDeliveryError").is_none());
+
+    // The role loses its permission: S3 delivery goes on, CloudWatch Logs delivery fails and is reported.
+    h.logs.set_role(ROLE_ARN, false);
+    h.event("iam.amazonaws.com", "DeleteUser", "us-east-1", false, Some("bob"))
+        .await;
+    h.advance(5);
+    h.deliverer.run_once().await;
+    let status = h.run("GetTrailStatus", json!({"Name": "cwl"})).await.unwrap();
+    assert!(
+        status["LatestCloudWatchLogsDeliveryError"]
+            .as_str()
+            .unwrap()
+            .contains("Access denied"),
+        "{status}"
+    );
+    assert!(status.get("LatestDeliveryError").is_none());
+    // Permission back: the held-back records are delivered, once.
+    h.logs.set_role(ROLE_ARN, true);
+    h.advance(5);
+    h.deliverer.run_once().await;
+    let home = h.logs.events(GROUP_ARN, &format!("{ACCOUNT}_CloudTrail_us-east-1"));
+    let deletes = home.iter().filter(|e| e.message.contains("\"DeleteUser\"")).count();
+    assert_eq!(deletes, 1);
+    let status = h.run("GetTrailStatus", json!({"Name": "cwl"})).await.unwrap();
+    assert!(status.get("LatestCloudWatchLogsDeliveryError").is_none());
+}
+
+#[tokio::test]
+async fn kms_key_is_checked_and_encrypts_log_files_but_not_digests() {
+    let h = Harness::new();
+    let key_arn = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+    h.sink.add_kms_key("alias/trail", key_arn, true);
+    h.sink
+        .add_kms_key("alias/closed", "arn:aws:kms:us-east-1:123456789012:key/x", false);
+    let err = h
+        .create_trail("enc", json!({"KmsKeyId": "alias/missing"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "KmsKeyNotFoundException");
+    let err = h
+        .create_trail("enc", json!({"KmsKeyId": "alias/closed"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "InsufficientEncryptionPolicyException");
+    let out = h
+        .create_trail(
+            "enc",
+            json!({"KmsKeyId": "alias/trail", "EnableLogFileValidation": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["KmsKeyId"], key_arn, "the key is shown as its ARN");
+    h.advance(1);
+    h.run("StartLogging", json!({"Name": "enc"})).await.unwrap();
+    h.advance(2);
+    h.deliverer.run_once().await;
+    h.run("StopLogging", json!({"Name": "enc"})).await.unwrap();
+    h.advance(2);
+    h.deliverer.run_once().await;
+    let objects = h.sink.objects();
+    let logs: Vec<&Delivery> = objects.iter().filter(|o| o.key.contains("/CloudTrail/")).collect();
+    let digests: Vec<&Delivery> = objects
+        .iter()
+        .filter(|o| o.key.contains("/CloudTrail-Digest/"))
+        .collect();
+    assert!(!logs.is_empty() && !digests.is_empty());
+    assert!(logs.iter().all(|o| o.kms_key_id.as_deref() == Some(key_arn)));
+    assert!(digests.iter().all(|o| o.kms_key_id.is_none()));
 }

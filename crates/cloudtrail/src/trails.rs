@@ -4,6 +4,7 @@
 //! so a concurrent change makes the pipeline run the handler again.
 
 use crate::model::{self, RETIRED, STATES, TRAILS, TrailConfig, TrailRef};
+use crate::sink::{KmsKeyCheck, KmsKeyError, LogSinkError};
 use crate::{CloudTrail, error, selectors, signing};
 use citadel_core::{AuditResource, Call, Effect};
 use citadel_policy::{
@@ -172,8 +173,16 @@ impl CloudTrail {
         Ok((config, raw))
     }
 
-    /// Checks a destination bucket and the CloudWatch Logs pair.
-    async fn check_destination(&self, config: &TrailConfig) -> Result<(), AwsError> {
+    /// Checks a destination bucket, the CloudWatch Logs pair and the KMS key.
+    ///
+    /// The CloudWatch Logs pair and the key are checked only when they are new (`previous` is the
+    /// configuration before an update), as a role losing a permission later shows up as a delivery
+    /// error rather than blocking unrelated updates. The key is replaced by its ARN, as AWS shows it.
+    async fn check_destination(
+        &self,
+        config: &mut TrailConfig,
+        previous: Option<&TrailConfig>,
+    ) -> Result<(), AwsError> {
         if !self.sink.bucket_exists(&config.bucket).await {
             return Err(error::bucket_missing(&config.bucket));
         }
@@ -195,28 +204,60 @@ impl CloudTrail {
         {
             return Err(error::invalid_prefix("S3KeyPrefix must be at most 200 characters."));
         }
-        match (&config.cwl_group_arn, &config.cwl_role_arn) {
-            (Some(group), Some(role)) => {
-                if !group.starts_with("arn:aws:logs:") {
-                    return Err(error::invalid_log_group_arn(group));
-                }
-                if !role.starts_with("arn:aws:iam::") {
-                    return Err(error::invalid_log_role_arn(role));
-                }
-            }
-            (None, None) => {}
-            _ => {
-                return Err(error::invalid_combination(
-                    "You must specify a log group and a role ARN together.",
-                ));
-            }
-        }
         if config.multi_region && !config.include_global {
             return Err(error::invalid_combination(
                 "Multi-Region trail must include global service events.",
             ));
         }
+        let cwl_changed =
+            previous.is_none_or(|p| p.cwl_group_arn != config.cwl_group_arn || p.cwl_role_arn != config.cwl_role_arn);
+        if cwl_changed {
+            self.check_log_destination(config).await?;
+        }
+        let key_changed = previous.is_none_or(|p| p.kms_key_id != config.kms_key_id);
+        if key_changed && let Some(key) = config.kms_key_id.clone() {
+            let check = KmsKeyCheck {
+                key_id: key.clone(),
+                account: config.account.clone(),
+                region: config.home_region.clone(),
+                trail_arn: config.arn(),
+            };
+            let arn = self.sink.check_kms_key(&check).await.map_err(|e| match e {
+                KmsKeyError::NotFound => error::kms_key_not_found(&key),
+                KmsKeyError::Disabled => error::kms_key_disabled(&key),
+                KmsKeyError::InsufficientPolicy => error::insufficient_encryption_policy(&key),
+                KmsKeyError::Other(message) => error::kms_exception(message),
+            })?;
+            config.kms_key_id = Some(arn);
+        }
         Ok(())
+    }
+
+    /// Checks the CloudWatch Logs group and role of a trail, when it has them.
+    async fn check_log_destination(&self, config: &TrailConfig) -> Result<(), AwsError> {
+        let (group, role) = match (&config.cwl_group_arn, &config.cwl_role_arn) {
+            (Some(group), Some(role)) => (group, role),
+            (None, None) => return Ok(()),
+            _ => {
+                return Err(error::invalid_combination(
+                    "You must specify a log group and a role ARN together.",
+                ));
+            }
+        };
+        if model::parse_log_group_arn(group).is_none() {
+            return Err(error::invalid_log_group_arn(group));
+        }
+        if !role.starts_with("arn:aws:iam::") || !role.contains(":role/") {
+            return Err(error::invalid_log_role_arn(role));
+        }
+        let target = config.log_target().ok_or_else(|| error::invalid_log_group_arn(group))?;
+        self.logs.check(&target).await.map_err(|e| match e {
+            LogSinkError::InvalidRole(message) => AwsError::new("InvalidCloudWatchLogsRoleArnException", 400, message),
+            LogSinkError::InvalidGroup(message) => {
+                AwsError::new("InvalidCloudWatchLogsLogGroupArnException", 400, message)
+            }
+            LogSinkError::Unavailable(message) | LogSinkError::Other(message) => error::cwl_unavailable(message),
+        })
     }
 
     pub(crate) async fn create_trail(&self, call: &Call) -> Result<Effect, AwsError> {
@@ -263,7 +304,8 @@ impl CloudTrail {
         if config.tags.len() > 50 {
             return Err(error::tags_limit());
         }
-        self.check_destination(&config).await?;
+        let mut config = config;
+        self.check_destination(&mut config, None).await?;
         let key = model::trail_key(&account, &region, &name);
         let mut batch = WriteBatch::new();
         batch.expect(TRAILS, &key, None);
@@ -315,7 +357,7 @@ impl CloudTrail {
                 "This account is not part of an organization.",
             ));
         }
-        self.check_destination(&config).await?;
+        self.check_destination(&mut config, Some(&old)).await?;
         let key = model::trail_key(&config.account, &config.home_region, &config.name);
         let mut batch = WriteBatch::new();
         batch.expect(TRAILS, &key, Some(&raw));
@@ -417,6 +459,8 @@ impl CloudTrail {
             "LatestNotificationAttemptTime": "",
             "LatestNotificationAttemptSucceeded": "",
             "LatestDeliveryError": state.latest_delivery_error,
+            "LatestCloudWatchLogsDeliveryTime": seconds(state.latest_cwl_delivery_ms),
+            "LatestCloudWatchLogsDeliveryError": state.latest_cwl_error,
             "LatestDigestDeliveryError": state.latest_digest_error,
         });
         if let Some(map) = out.as_object_mut() {

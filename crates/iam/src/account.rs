@@ -152,6 +152,8 @@ impl Iam {
         let devices: Vec<Row<MfaRecord>> = model::scan_account(store, MFA, account).await?;
         let oidc: Vec<Row<OidcRecord>> = model::scan_account(store, OIDC, account).await?;
         let saml: Vec<Row<SamlRecord>> = model::scan_account(store, SAML, account).await?;
+        let certificates: Vec<Row<model::ServerCertificateRecord>> =
+            model::scan_account(store, model::SERVER_CERTIFICATES, account).await?;
         let root_keys = self.root_access_keys(account).await?;
         let in_use = devices.iter().filter(|d| d.value.user_id.is_some()).count();
         let versions: usize = policies.iter().map(|p| p.value.versions.len()).sum();
@@ -166,7 +168,7 @@ impl Iam {
             "AssumeRolePolicySizeQuota": 2048, "GroupsPerUserQuota": 10,
             "AttachedPoliciesPerUserQuota": 10, "AttachedPoliciesPerGroupQuota": 10, "AttachedPoliciesPerRoleQuota": 10,
             "AccessKeysPerUserQuota": 2, "SigningCertificatesPerUserQuota": 2,
-            "ServerCertificates": 0, "ServerCertificatesQuota": 20,
+            "ServerCertificates": certificates.len(), "ServerCertificatesQuota": 20,
             "InstanceProfiles": profiles.len(), "InstanceProfilesQuota": 1000,
             "MFADevices": devices.len(), "MFADevicesInUse": in_use,
             "AccountMFAEnabled": 0,

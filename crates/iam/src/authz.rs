@@ -38,6 +38,12 @@ enum Target {
     NewSaml,
     /// A virtual MFA device being created.
     NewMfa,
+    /// A service-linked role being created for `AWSServiceName`.
+    NewServiceLinkedRole,
+    /// A server certificate named by `ServerCertificateName`.
+    ServerCertificate,
+    /// A server certificate being uploaded (`Path` + `ServerCertificateName`).
+    NewServerCertificate,
     /// The user owning `AccessKeyId`.
     KeyOwner,
     /// The calling user itself.
@@ -59,6 +65,11 @@ fn target(op: &str) -> Target {
         "CreateSAMLProvider" => Target::NewSaml,
         "CreateVirtualMFADevice" => Target::NewMfa,
         "GetAccessKeyLastUsed" => Target::KeyOwner,
+        "CreateServiceLinkedRole" => Target::NewServiceLinkedRole,
+        "UploadServerCertificate" => Target::NewServerCertificate,
+        "ListServerCertificates" => Target::Listing("server-certificate"),
+        op if op.contains("ServerCertificate") => Target::ServerCertificate,
+        "GenerateServiceLastAccessedDetails" => Target::Member("Arn"),
         "ChangePassword" => Target::Caller,
         "ListUsers" => Target::Listing("user"),
         "ListGroups" => Target::Listing("group"),
@@ -79,7 +90,10 @@ fn target(op: &str) -> Target {
         | "GenerateCredentialReport"
         | "GetCredentialReport"
         | "SimulateCustomPolicy"
-        | "GetContextKeysForCustomPolicy" => Target::Star,
+        | "GetContextKeysForCustomPolicy"
+        | "GetServiceLinkedRoleDeletionStatus"
+        | "GetServiceLastAccessedDetails"
+        | "GetServiceLastAccessedDetailsWithEntities" => Target::Star,
         "SimulatePrincipalPolicy" | "GetContextKeysForPrincipalPolicy" => Target::Member("PolicySourceArn"),
         "DeleteVirtualMFADevice" | "TagMFADevice" | "UntagMFADevice" | "ListMFADeviceTags" => {
             Target::Member("SerialNumber")
@@ -231,6 +245,40 @@ impl Iam {
                 ),
                 Vec::new(),
             ),
+            Target::NewServiceLinkedRole => {
+                let service = name("AWSServiceName");
+                let role_name = crate::service_linked::service_role_stem(&service)
+                    .map_or_else(|| "*".to_string(), |(stem, _)| format!("AWSServiceRoleFor{stem}*"));
+                (
+                    entity_arn(account, "role", &format!("/aws-service-role/{service}/"), &role_name),
+                    Vec::new(),
+                )
+            }
+            Target::ServerCertificate => {
+                let cert_name = name("ServerCertificateName");
+                let row: Option<Row<model::ServerCertificateRecord>> = model::get(
+                    self.store.as_ref(),
+                    model::SERVER_CERTIFICATES,
+                    model::name_key(account, &cert_name),
+                )
+                .await?;
+                match row {
+                    Some(r) => (
+                        entity_arn(account, "server-certificate", &r.value.path, &r.value.name),
+                        tag_pairs(&r.value.tags),
+                    ),
+                    None => (entity_arn(account, "server-certificate", "/", &cert_name), Vec::new()),
+                }
+            }
+            Target::NewServerCertificate => (
+                entity_arn(
+                    account,
+                    "server-certificate",
+                    opt_str(input, "Path").unwrap_or("/"),
+                    &name("ServerCertificateName"),
+                ),
+                Vec::new(),
+            ),
             Target::KeyOwner => {
                 let id = name("AccessKeyId");
                 match crate::keys::load_key(self, &id).await? {
@@ -270,6 +318,9 @@ impl Iam {
         }
         if call.op.name.starts_with("Untag") {
             context.push(("aws:TagKeys".to_string(), str_list(input, "TagKeys")));
+        }
+        if let Some(service) = opt_str(input, "AWSServiceName") {
+            context.push(("iam:AWSServiceName".to_string(), vec![service.to_string()]));
         }
         if let Some(boundary) = opt_str(input, "PermissionsBoundary") {
             context.push(("iam:PermissionsBoundary".to_string(), vec![boundary.to_string()]));

@@ -2,8 +2,9 @@
 //!
 //! Users, groups, roles, customer and AWS managed policies with versions, inline policies, access
 //! keys, login profiles and the password policy, virtual MFA with TOTP, instance profiles, OIDC and
-//! SAML providers, account settings, credential reports and the policy simulator, spoken over the
-//! query protocol through core's pipeline.
+//! SAML providers, service-linked roles, server certificates, account settings, credential reports,
+//! service last-accessed reports and the policy simulator, spoken over the query protocol through
+//! core's pipeline.
 //!
 //! IAM is also where every other service's authorization comes from: [`Iam`] implements core's
 //! [`PrincipalDirectory`](citadel_core::identity::PrincipalDirectory) (access key owner -> principal)
@@ -16,14 +17,17 @@
 
 mod account;
 mod authz;
+mod certs;
 mod directory;
 mod keys;
+mod last_accessed;
 mod login;
 pub mod managed;
 mod mfa;
 pub mod model;
 mod policies;
 mod roles;
+mod service_linked;
 mod simulate;
 pub mod spec;
 mod tags;
@@ -88,6 +92,7 @@ impl Service for Iam {
 
 impl Iam {
     async fn dispatch(&self, call: &Call) -> Result<Effect, AwsError> {
+        self.guard_service_linked(call).await?;
         match call.op.name {
             "CreateUser" => self.create_user(call).await,
             "GetUser" => self.get_user(call).await,
@@ -189,6 +194,19 @@ impl Iam {
             "GetAccountAuthorizationDetails" => self.get_account_authorization_details(call).await,
             "GenerateCredentialReport" => self.generate_credential_report(call).await,
             "GetCredentialReport" => self.get_credential_report(call).await,
+            "CreateServiceLinkedRole" => self.create_service_linked_role(call).await,
+            "DeleteServiceLinkedRole" => self.delete_service_linked_role(call).await,
+            "GetServiceLinkedRoleDeletionStatus" => self.get_service_linked_role_deletion_status(call).await,
+            "UploadServerCertificate" => self.upload_server_certificate(call).await,
+            "GetServerCertificate" => self.get_server_certificate(call).await,
+            "ListServerCertificates" => self.list_server_certificates(call).await,
+            "UpdateServerCertificate" => self.update_server_certificate(call).await,
+            "DeleteServerCertificate" => self.delete_server_certificate(call).await,
+            "GenerateServiceLastAccessedDetails" => self.generate_service_last_accessed_details(call).await,
+            "GetServiceLastAccessedDetails" => self.get_service_last_accessed_details(call).await,
+            "GetServiceLastAccessedDetailsWithEntities" => {
+                self.get_service_last_accessed_details_with_entities(call).await
+            }
             "SimulatePrincipalPolicy" | "SimulateCustomPolicy" => self.simulate(call).await,
             "GetContextKeysForCustomPolicy" | "GetContextKeysForPrincipalPolicy" => self.context_keys(call).await,
             op if op.starts_with("Tag") || op.starts_with("Untag") || op.ends_with("Tags") => self.tags(call).await,

@@ -34,6 +34,11 @@ pub const SAML: &str = "iam_saml";
 pub const ACCOUNT: &str = "iam_account";
 /// Unique ids: `(account, id)` -> [`IdEntry`], to resolve relations and access-key owners.
 pub const IDS: &str = "iam_ids";
+/// Server certificates: `(account, lower(name))` -> [`ServerCertificateRecord`].
+pub const SERVER_CERTIFICATES: &str = "iam_server_certificates";
+/// Asynchronous-looking jobs (service-linked role deletions, last-accessed reports):
+/// `(account, job id)` -> [`JobRecord`].
+pub const JOBS: &str = "iam_jobs";
 /// Every table IAM writes (AWS managed policies are embedded data and are not stored).
 pub const TABLES: &[&str] = &[
     USERS,
@@ -46,6 +51,8 @@ pub const TABLES: &[&str] = &[
     SAML,
     ACCOUNT,
     IDS,
+    SERVER_CERTIFICATES,
+    JOBS,
 ];
 
 /// A tag on an IAM entity.
@@ -178,6 +185,10 @@ pub struct RoleRecord {
     /// Ids of the instance profiles that contain the role.
     #[serde(default)]
     pub instance_profiles: Vec<String>,
+    /// The AWS service (`autoscaling.amazonaws.com`) of a service-linked role; such a role can only
+    /// be changed through that service, so IAM refuses to edit or delete it directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_linked: Option<String>,
 }
 
 /// One version of a customer managed policy.
@@ -308,6 +319,50 @@ pub struct SamlRecord {
     /// Tags.
     #[serde(default)]
     pub tags: Vec<Tag>,
+}
+
+/// A stored server certificate.
+///
+/// The private key is sealed under the master key with the certificate id as associated data, so
+/// a sealed key copied onto another certificate's row does not open; it is never returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerCertificateRecord {
+    /// The name as uploaded (or renamed).
+    pub name: String,
+    /// The unique id, `ASCA...`.
+    pub id: String,
+    /// The path.
+    pub path: String,
+    /// Upload time, epoch seconds.
+    pub uploaded: i64,
+    /// The certificate's `notAfter`, epoch seconds.
+    pub expiration: i64,
+    /// The certificate body, PEM, as uploaded (trimmed).
+    pub body: String,
+    /// The chain, PEM, as uploaded (trimmed).
+    #[serde(default)]
+    pub chain: Option<String>,
+    /// The private key, PEM, sealed under the master key (base64).
+    pub private_key_sealed: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// A job IAM reports on later: its result is computed when the job is created, so reading it is
+/// one lookup and the result does not drift while a client pages through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// `service-linked-role-deletion` or `service-last-accessed`.
+    pub kind: String,
+    /// Creation time, epoch seconds.
+    pub created: i64,
+    /// Completion time, epoch seconds.
+    pub completed: i64,
+    /// `SUCCEEDED`/`FAILED` for deletions, `COMPLETED`/`FAILED` for reports.
+    pub status: String,
+    /// The job's result, shaped for its Get operation.
+    pub result: serde_json::Value,
 }
 
 /// What a unique id names.

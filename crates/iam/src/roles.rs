@@ -152,6 +152,7 @@ impl Iam {
             inline: Vec::new(),
             attached: Vec::new(),
             instance_profiles: Vec::new(),
+            service_linked: None,
         };
         model::insert(&mut batch, ROLES, &key, &role);
         model::put_id(&mut batch, account, &role.id, "role", &role.name);

@@ -2,7 +2,8 @@
 
 use crate::Iam;
 use crate::model::{
-    self, InstanceProfileRecord, MfaRecord, OidcRecord, PolicyRecord, RoleRecord, Row, SamlRecord, Tag,
+    self, InstanceProfileRecord, MfaRecord, OidcRecord, PolicyRecord, RoleRecord, Row, SamlRecord,
+    ServerCertificateRecord, Tag,
 };
 use crate::model::{INSTANCE_PROFILES, MFA, OIDC, ROLES, SAML, USERS, UserRecord};
 use crate::users::account;
@@ -36,7 +37,8 @@ tagged!(
     InstanceProfileRecord,
     MfaRecord,
     OidcRecord,
-    SamlRecord
+    SamlRecord,
+    ServerCertificateRecord
 );
 
 async fn load<T: Tagged>(iam: &Iam, table: &'static str, key: Vec<u8>, missing: AwsError) -> Result<Row<T>, AwsError> {
@@ -100,6 +102,11 @@ impl Iam {
                 let arn = req_str(input, "SAMLProviderArn")?;
                 let missing = no_such_entity(format!("Manifest not found for arn {arn}"));
                 let row: Row<SamlRecord> = load(self, SAML, model::exact_key(account, arn), missing).await?;
+                self.tag_op(call, row)
+            }
+            "ServerCertificate" => {
+                let name = req_str(input, "ServerCertificateName")?;
+                let row = crate::certs::load_certificate(self, account, name).await?;
                 self.tag_op(call, row)
             }
             _ => Err(AwsError::new(

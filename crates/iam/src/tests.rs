@@ -1164,3 +1164,397 @@ async fn outputs_encode_through_the_query_codec() {
     let want = format!("<CreateDate>{}Z</CreateDate>", created.trim_end_matches("+00:00"));
     assert!(xml.contains(&want), "{want} not in {xml}");
 }
+
+// Service-linked roles, server certificates, service last accessed data ---------------------------
+
+#[tokio::test]
+async fn service_linked_roles_are_protected_and_deleted_through_a_task() {
+    let env = env();
+    let out = env
+        .ok(
+            "CreateServiceLinkedRole",
+            json!({"AWSServiceName": "autoscaling.amazonaws.com", "Description": "asg"}),
+        )
+        .await;
+    let role = &out["Role"];
+    assert_eq!(role["RoleName"], "AWSServiceRoleForAutoScaling");
+    assert_eq!(role["Path"], "/aws-service-role/autoscaling.amazonaws.com/");
+    assert_eq!(
+        role["Arn"],
+        format!("arn:aws:iam::{ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling")
+    );
+    let trust: Value = serde_json::from_str(role["AssumeRolePolicyDocument"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["Service"][0],
+        "autoscaling.amazonaws.com"
+    );
+    let suffixed = env
+        .ok(
+            "CreateServiceLinkedRole",
+            json!({"AWSServiceName": "autoscaling.amazonaws.com", "CustomSuffix": "web"}),
+        )
+        .await;
+    assert_eq!(suffixed["Role"]["RoleName"], "AWSServiceRoleForAutoScaling_web");
+    let taken = env
+        .err(
+            "CreateServiceLinkedRole",
+            json!({"AWSServiceName": "autoscaling.amazonaws.com"}),
+        )
+        .await;
+    assert_eq!(taken.code, "InvalidInput");
+    let name = "AWSServiceRoleForAutoScaling";
+    for (op, input) in [
+        ("DeleteRole", json!({"RoleName": name})),
+        (
+            "UpdateAssumeRolePolicy",
+            json!({"RoleName": name, "PolicyDocument": crate::service_linked::trust_policy("ec2.amazonaws.com")}),
+        ),
+        (
+            "PutRolePolicy",
+            json!({"RoleName": name, "PolicyName": "p", "PolicyDocument": S3_READ}),
+        ),
+        (
+            "AttachRolePolicy",
+            json!({"RoleName": name, "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+        ),
+    ] {
+        let err = env.err(op, input).await;
+        assert_eq!((err.code.as_ref(), err.status), ("UnmodifiableEntity", 400), "{op}");
+        assert!(err.message.contains("protected role"), "{op}: {}", err.message);
+    }
+    // Ordinary roles cannot be deleted through the service-linked path.
+    env.ok(
+        "CreateRole",
+        json!({"RoleName": "plain", "AssumeRolePolicyDocument": crate::service_linked::trust_policy("ec2.amazonaws.com")}),
+    )
+    .await;
+    assert_eq!(
+        env.err("DeleteServiceLinkedRole", json!({"RoleName": "plain"}))
+            .await
+            .code,
+        "InvalidInput"
+    );
+    let task = env.ok("DeleteServiceLinkedRole", json!({"RoleName": name})).await["DeletionTaskId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(task.starts_with("task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/"));
+    let status = env
+        .ok("GetServiceLinkedRoleDeletionStatus", json!({"DeletionTaskId": task}))
+        .await;
+    assert_eq!(status["Status"], "SUCCEEDED");
+    assert_eq!(env.err("GetRole", json!({"RoleName": name})).await.code, "NoSuchEntity");
+    assert_eq!(
+        env.err(
+            "GetServiceLinkedRoleDeletionStatus",
+            json!({"DeletionTaskId": "task/nope"})
+        )
+        .await
+        .code,
+        "NoSuchEntity"
+    );
+}
+
+fn certificate_pair(name: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2040, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn server_certificates_keep_their_key_sealed_and_page() {
+    let env = env();
+    let (body, key) = certificate_pair("a.test");
+    let (_, other_key) = certificate_pair("b.test");
+    let out = env
+        .ok(
+            "UploadServerCertificate",
+            json!({"ServerCertificateName": "web", "Path": "/tls/", "CertificateBody": body,
+                   "PrivateKey": key, "Tags": [{"Key": "env", "Value": "prod"}]}),
+        )
+        .await;
+    let meta = &out["ServerCertificateMetadata"];
+    assert_eq!(
+        meta["Arn"],
+        format!("arn:aws:iam::{ACCOUNT}:server-certificate/tls/web")
+    );
+    assert!(meta["ServerCertificateId"].as_str().unwrap().starts_with("ASCA"));
+    assert_eq!(meta["Expiration"], 2_208_988_800i64);
+    let mismatch = env
+        .err(
+            "UploadServerCertificate",
+            json!({"ServerCertificateName": "bad", "CertificateBody": body, "PrivateKey": other_key}),
+        )
+        .await;
+    assert_eq!(mismatch.code, "KeyPairMismatch");
+    let malformed = env
+        .err(
+            "UploadServerCertificate",
+            json!({"ServerCertificateName": "bad", "CertificateBody": "nope", "PrivateKey": key}),
+        )
+        .await;
+    assert_eq!(malformed.code, "MalformedCertificate");
+    let dup = env
+        .err(
+            "UploadServerCertificate",
+            json!({"ServerCertificateName": "WEB", "CertificateBody": body, "PrivateKey": key}),
+        )
+        .await;
+    assert_eq!(dup.code, "EntityAlreadyExists");
+
+    let got = env
+        .ok("GetServerCertificate", json!({"ServerCertificateName": "web"}))
+        .await;
+    assert_eq!(got["ServerCertificate"]["CertificateBody"], body.trim());
+    assert!(!got.to_string().contains("PRIVATE KEY"));
+    assert_eq!(got["ServerCertificate"]["Tags"][0]["Key"], "env");
+
+    // The private key is sealed at rest and opens only under the master key with its certificate id.
+    let rows: Vec<crate::model::Row<crate::model::ServerCertificateRecord>> =
+        crate::model::scan_account(env.store.as_ref(), crate::model::SERVER_CERTIFICATES, ACCOUNT)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(!String::from_utf8_lossy(&rows[0].raw).contains("PRIVATE KEY"));
+    assert_eq!(
+        crate::certs::unseal_key(&env.master, &rows[0].value).as_deref(),
+        Some(key.trim())
+    );
+
+    for i in 0..4 {
+        let (body, key) = certificate_pair("c.test");
+        env.ok(
+            "UploadServerCertificate",
+            json!({"ServerCertificateName": format!("c{i}"), "CertificateBody": body, "PrivateKey": key}),
+        )
+        .await;
+    }
+    let mut names = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let mut input = json!({"MaxItems": 2});
+        if let Some(m) = &marker {
+            input["Marker"] = json!(m);
+        }
+        let page = env.ok("ListServerCertificates", input).await;
+        for item in page["ServerCertificateMetadataList"].as_array().unwrap() {
+            names.push(item["ServerCertificateName"].as_str().unwrap().to_string());
+        }
+        if page["IsTruncated"] != true {
+            break;
+        }
+        marker = page["Marker"].as_str().map(str::to_string);
+    }
+    assert_eq!(names, ["c0", "c1", "c2", "c3", "web"]);
+    let tls_only = env.ok("ListServerCertificates", json!({"PathPrefix": "/tls/"})).await;
+    assert_eq!(tls_only["ServerCertificateMetadataList"].as_array().unwrap().len(), 1);
+
+    env.ok(
+        "UpdateServerCertificate",
+        json!({"ServerCertificateName": "web", "NewServerCertificateName": "web2", "NewPath": "/edge/"}),
+    )
+    .await;
+    assert_eq!(
+        env.err("GetServerCertificate", json!({"ServerCertificateName": "web"}))
+            .await
+            .code,
+        "NoSuchEntity"
+    );
+    let renamed = env
+        .ok("GetServerCertificate", json!({"ServerCertificateName": "web2"}))
+        .await;
+    assert_eq!(
+        renamed["ServerCertificate"]["ServerCertificateMetadata"]["Arn"],
+        format!("arn:aws:iam::{ACCOUNT}:server-certificate/edge/web2")
+    );
+    env.ok(
+        "TagServerCertificate",
+        json!({"ServerCertificateName": "web2", "Tags": [{"Key": "team", "Value": "sec"}]}),
+    )
+    .await;
+    env.ok(
+        "UntagServerCertificate",
+        json!({"ServerCertificateName": "web2", "TagKeys": ["env"]}),
+    )
+    .await;
+    let tags = env
+        .ok("ListServerCertificateTags", json!({"ServerCertificateName": "web2"}))
+        .await;
+    assert_eq!(tags["Tags"], json!([{"Key": "team", "Value": "sec"}]));
+    let summary = env.ok("GetAccountSummary", json!({})).await;
+    assert_eq!(summary["SummaryMap"]["ServerCertificates"], 5);
+    env.ok("DeleteServerCertificate", json!({"ServerCertificateName": "web2"}))
+        .await;
+    assert_eq!(
+        env.err("DeleteServerCertificate", json!({"ServerCertificateName": "web2"}))
+            .await
+            .code,
+        "NoSuchEntity"
+    );
+}
+
+/// Writes one CloudTrail record as the pipeline would.
+async fn record_event(env: &Env, caller: Value, source: &str, name: &str, time: i64, id: &str) {
+    let when = time::OffsetDateTime::from_unix_timestamp(time).unwrap();
+    let record = json!({
+        "userIdentity": caller,
+        "eventTime": when.format(&time::format_description::well_known::Rfc3339).unwrap(),
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": "eu-west-1",
+    });
+    let mut batch = citadel_store::WriteBatch::new();
+    batch.put(
+        citadel_core::audit::EVENTS,
+        &citadel_core::audit::event_key(ACCOUNT, u64::try_from(time * 1000).unwrap(), id),
+        &serde_json::to_vec(&record).unwrap(),
+    );
+    env.store.commit(batch).await.unwrap();
+}
+
+#[tokio::test]
+async fn service_last_accessed_reports_come_from_cloudtrail_records() {
+    let env = env();
+    let user_arn = format!("arn:aws:iam::{ACCOUNT}:user/alice");
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/app");
+    env.ok("CreateUser", json!({"UserName": "alice"})).await;
+    env.ok("CreateGroup", json!({"GroupName": "readers"})).await;
+    env.ok("AddUserToGroup", json!({"GroupName": "readers", "UserName": "alice"}))
+        .await;
+    env.ok(
+        "PutGroupPolicy",
+        json!({"GroupName": "readers", "PolicyName": "s3", "PolicyDocument": S3_READ}),
+    )
+    .await;
+    let kms_policy =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]}"#;
+    let policy_arn = env
+        .ok(
+            "CreatePolicy",
+            json!({"PolicyName": "kms", "PolicyDocument": kms_policy}),
+        )
+        .await["Policy"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.ok(
+        "AttachUserPolicy",
+        json!({"UserName": "alice", "PolicyArn": policy_arn}),
+    )
+    .await;
+    env.ok(
+        "CreateRole",
+        json!({"RoleName": "app", "AssumeRolePolicyDocument": crate::service_linked::trust_policy("ec2.amazonaws.com")}),
+    )
+    .await;
+    env.ok("AttachRolePolicy", json!({"RoleName": "app", "PolicyArn": policy_arn}))
+        .await;
+
+    let alice = json!({"type": "IAMUser", "arn": user_arn});
+    let session = json!({"type": "AssumedRole", "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/app/s"),
+        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role_arn}}});
+    record_event(&env, alice.clone(), "s3.amazonaws.com", "GetObject", NOW + 10, "e1").await;
+    record_event(&env, alice.clone(), "s3.amazonaws.com", "ListBuckets", NOW + 20, "e2").await;
+    record_event(&env, session, "kms.amazonaws.com", "Decrypt", NOW + 30, "e3").await;
+    // Services the policies do not allow are not reported even when used.
+    record_event(&env, alice, "logs.amazonaws.com", "PutLogEvents", NOW + 40, "e4").await;
+
+    let job = env
+        .ok(
+            "GenerateServiceLastAccessedDetails",
+            json!({"Arn": user_arn, "Granularity": "ACTION_LEVEL"}),
+        )
+        .await["JobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let report = env.ok("GetServiceLastAccessedDetails", json!({"JobId": job})).await;
+    assert_eq!(report["JobStatus"], "COMPLETED");
+    assert_eq!(report["JobType"], "ACTION_LEVEL");
+    let services = report["ServicesLastAccessed"].as_array().unwrap();
+    let namespaces: Vec<&str> = services
+        .iter()
+        .map(|s| s["ServiceNamespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(namespaces, ["kms", "s3"]);
+    let kms = &services[0];
+    assert_eq!(kms["TotalAuthenticatedEntities"], 0);
+    assert!(kms.get("LastAuthenticated").is_none());
+    let s3 = &services[1];
+    assert_eq!(s3["ServiceName"], "Amazon S3");
+    assert_eq!(s3["LastAuthenticated"], NOW + 20);
+    assert_eq!(s3["LastAuthenticatedEntity"], user_arn);
+    assert_eq!(s3["LastAuthenticatedRegion"], "eu-west-1");
+    assert_eq!(s3["TotalAuthenticatedEntities"], 1);
+    let actions: Vec<&str> = s3["TrackedActionsLastAccessed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ActionName"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["GetObject", "ListBuckets"]);
+
+    // A policy's report counts every entity it is attached to.
+    let job = env
+        .ok("GenerateServiceLastAccessedDetails", json!({"Arn": policy_arn}))
+        .await["JobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let report = env.ok("GetServiceLastAccessedDetails", json!({"JobId": job})).await;
+    let kms = &report["ServicesLastAccessed"][0];
+    assert_eq!(report["JobType"], "SERVICE_LEVEL");
+    assert_eq!(kms["ServiceNamespace"], "kms");
+    assert_eq!(kms["LastAuthenticatedEntity"], role_arn);
+    assert_eq!(kms["TotalAuthenticatedEntities"], 1);
+    let entities = env
+        .ok(
+            "GetServiceLastAccessedDetailsWithEntities",
+            json!({"JobId": job, "ServiceNamespace": "kms"}),
+        )
+        .await;
+    let list = entities["EntityDetailsList"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let role_entry = list.iter().find(|e| e["EntityInfo"]["Type"] == "ROLE").unwrap();
+    assert_eq!(role_entry["LastAuthenticated"], NOW + 30);
+    let user_entry = list.iter().find(|e| e["EntityInfo"]["Type"] == "USER").unwrap();
+    assert!(user_entry.get("LastAuthenticated").is_none());
+
+    // A group's report names its members.
+    let job = env
+        .ok(
+            "GenerateServiceLastAccessedDetails",
+            json!({"Arn": format!("arn:aws:iam::{ACCOUNT}:group/readers")}),
+        )
+        .await["JobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let entities = env
+        .ok(
+            "GetServiceLastAccessedDetailsWithEntities",
+            json!({"JobId": job, "ServiceNamespace": "s3"}),
+        )
+        .await;
+    assert_eq!(entities["EntityDetailsList"][0]["EntityInfo"]["Arn"], user_arn);
+    assert_eq!(entities["EntityDetailsList"][0]["LastAuthenticated"], NOW + 20);
+
+    assert_eq!(
+        env.err(
+            "GenerateServiceLastAccessedDetails",
+            json!({"Arn": format!("arn:aws:iam::{ACCOUNT}:user/nobody")})
+        )
+        .await
+        .code,
+        "NoSuchEntity"
+    );
+    assert_eq!(
+        env.err("GetServiceLastAccessedDetails", json!({"JobId": "nope"}))
+            .await
+            .code,
+        "NoSuchEntity"
+    );
+}

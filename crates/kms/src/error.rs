@@ -1,7 +1,7 @@
 //! KMS's errors, with AWS's codes and message wording.
 //!
-//! Every client error of KMS is HTTP 400 (even `AccessDeniedException`); only the faults
-//! (`KMSInternalException`) are 500. Handlers build errors through these functions so the codes
+//! Every client error of KMS is HTTP 400 (even `AccessDeniedException`), except
+//! `DryRunOperationException` (412); only the faults (`KMSInternalException`) are 500. Handlers build errors through these functions so the codes
 //! and wording live in one place.
 
 use citadel_wire::AwsError;
@@ -109,6 +109,15 @@ pub fn invalid_grant_token() -> AwsError {
 /// `InvalidGrantIdException`.
 pub fn invalid_grant_id(message: impl Into<String>) -> AwsError {
     client("InvalidGrantIdException", message)
+}
+
+/// `DryRunOperationException` (HTTP 412): the call was authorized and would have succeeded.
+pub fn dry_run() -> AwsError {
+    AwsError::new(
+        "DryRunOperationException",
+        412,
+        "The request would have succeeded, but the DryRun option is set.",
+    )
 }
 
 /// `InvalidMarkerException`.

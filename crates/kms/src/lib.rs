@@ -100,6 +100,28 @@ impl Service for Kms {
     }
 
     async fn execute(&self, call: &Call, _proof: &Authorized) -> Result<Effect, AwsError> {
+        let effect = self.dispatch(call).await?;
+        if is_dry_run(call) {
+            // The pipeline authorized the call and the handler found it would succeed; its effect
+            // is dropped unwritten, so a dry run changes nothing.
+            return Err(error::dry_run());
+        }
+        Ok(effect)
+    }
+}
+
+/// Whether the call sets `DryRun` (only operations whose model has the member accept it).
+fn is_dry_run(call: &Call) -> bool {
+    match call.input.get("DryRun") {
+        Some(serde_json::Value::Bool(flag)) => *flag,
+        Some(serde_json::Value::String(text)) => text.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+impl Kms {
+    /// Runs the handler of the call's operation.
+    async fn dispatch(&self, call: &Call) -> Result<Effect, AwsError> {
         match call.op.name {
             "CreateKey" => keys::create_key(self, call).await,
             "DescribeKey" => keys::describe_key(self, call).await,

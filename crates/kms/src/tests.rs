@@ -836,3 +836,57 @@ async fn key_material_is_sealed_at_rest() {
     moved.key_id = "00000000-0000-4000-8000-000000000000".into();
     assert!(model::unseal_material(&env.master, &moved, &record.materials[0]).is_err());
 }
+
+#[tokio::test]
+async fn dry_run_answers_412_and_changes_nothing() {
+    let env = Env::new();
+    let id = env.create(json!({})).await;
+    let blob = env.ok("Encrypt", json!({"KeyId": id, "Plaintext": b64(b"x")})).await["CiphertextBlob"].clone();
+    let dry_calls = [
+        ("Encrypt", json!({"KeyId": id, "Plaintext": b64(b"x"), "DryRun": true})),
+        ("Decrypt", json!({"CiphertextBlob": blob, "DryRun": true})),
+        (
+            "GenerateDataKey",
+            json!({"KeyId": id, "KeySpec": "AES_256", "DryRun": true}),
+        ),
+        (
+            "GenerateDataKeyWithoutPlaintext",
+            json!({"KeyId": id, "NumberOfBytes": 16, "DryRun": true}),
+        ),
+        (
+            "ReEncrypt",
+            json!({"CiphertextBlob": blob, "DestinationKeyId": id, "DryRun": true}),
+        ),
+        (
+            "CreateGrant",
+            json!({"KeyId": id, "GranteePrincipal": format!("arn:aws:iam::{ACCOUNT}:root"),
+                   "Operations": ["Decrypt"], "DryRun": true}),
+        ),
+    ];
+    for (op, input) in dry_calls {
+        let call = env.call(op, input);
+        env.kms.authorize(&call).await.unwrap();
+        let err = match env.kms.execute(&call, &Authorized::for_tests()).await {
+            Ok(effect) => panic!("{op} dry run succeeded: {}", effect.output),
+            Err(err) => err,
+        };
+        assert_eq!(
+            (err.code.as_ref(), err.status),
+            ("DryRunOperationException", 412),
+            "{op}"
+        );
+    }
+    // The dry-run grant was not created.
+    let grants = env.ok("ListGrants", json!({"KeyId": id})).await;
+    assert_eq!(grants["Grants"].as_array().unwrap().len(), 0);
+    // A dry run of a call that would fail gives the real error, not DryRunOperationException.
+    env.ok("DisableKey", json!({"KeyId": id})).await;
+    let err = env
+        .err("Encrypt", json!({"KeyId": id, "Plaintext": b64(b"x"), "DryRun": true}))
+        .await;
+    assert_eq!(err, "DisabledException");
+    // DryRun false runs the call.
+    env.ok("EnableKey", json!({"KeyId": id})).await;
+    env.ok("Encrypt", json!({"KeyId": id, "Plaintext": b64(b"x"), "DryRun": false}))
+        .await;
+}

@@ -21,7 +21,7 @@ fn events() -> Vec<String> {
     let mut i = 0u64;
     while total < 50 * 1024 * 1024 {
         let name = NAMES[(i % NAMES.len() as u64) as usize];
-        let error = if i % 97 == 0 {
+        let error = if i.is_multiple_of(97) {
             r#","errorCode":"AccessDenied","errorMessage":"User is not authorized""#
         } else {
             ""

@@ -487,14 +487,14 @@ pub(crate) async fn set_alarm_state(cw: &CloudWatch, call: &Call) -> Result<Effe
         other => return Err(error::cw_invalid(format!("Invalid state value {other}."))),
     };
     let reason = req(input, "StateReason")?;
-    if let Some(data) = opt_str(input, "StateReasonData") {
-        if serde_json::from_str::<Value>(data).is_err() {
-            return Err(AwsError::new(
-                "InvalidFormat",
-                400,
-                "StateReasonData is not valid JSON.",
-            ));
-        }
+    if let Some(data) = opt_str(input, "StateReasonData")
+        && serde_json::from_str::<Value>(data).is_err()
+    {
+        return Err(AwsError::new(
+            "InvalidFormat",
+            400,
+            "StateReasonData is not valid JSON.",
+        ));
     }
     let (account, region) = (call.ctx.account_id(), call.ctx.region.as_str());
     let key = alarm_key(account, region, name);

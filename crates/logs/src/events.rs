@@ -405,10 +405,10 @@ pub(crate) async fn filter_log_events(logs: &Logs, call: &Call) -> Result<Effect
                 else {
                     continue;
                 };
-                if let Some((ats, astream, aseq)) = &after {
-                    if (ts, stream.as_str(), seq) <= (*ats, astream.as_str(), *aseq) {
-                        continue;
-                    }
+                if let Some((ats, astream, aseq)) = &after
+                    && (ts, stream.as_str(), seq) <= (*ats, astream.as_str(), *aseq)
+                {
+                    continue;
                 }
                 if !pattern.matches(message) {
                     continue;
@@ -455,10 +455,8 @@ pub(crate) async fn filter_log_events(logs: &Logs, call: &Call) -> Result<Effect
         .map(|s| json!({ "logStreamName": s, "searchedCompletely": !more }))
         .collect();
     let mut output = json!({ "events": events, "searchedLogStreams": searched });
-    if more {
-        if let Some(last) = last {
-            output["nextToken"] = json!(encode_token(&json!(last)));
-        }
+    if more && let Some(last) = last {
+        output["nextToken"] = json!(encode_token(&json!(last)));
     }
     Ok(Effect::read(output))
 }

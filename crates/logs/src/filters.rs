@@ -101,10 +101,10 @@ impl CompiledFilter {
             });
             entry.merge(&Stats::one(value));
         }
-        if buckets.is_empty() {
-            if let (Some(default), Some(last)) = (self.default_value, events.last()) {
-                buckets.insert((Vec::new(), last.timestamp), Stats::one(default));
-            }
+        if buckets.is_empty()
+            && let (Some(default), Some(last)) = (self.default_value, events.last())
+        {
+            buckets.insert((Vec::new(), last.timestamp), Stats::one(default));
         }
         buckets
             .into_iter()
@@ -324,6 +324,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // A table of (input, events, expected) tuples reads best inline.
     fn metric_values_from_literals_json_fields_and_delimited_fields() {
         let minute = 60_000;
         let cases: Vec<(MetricFilterRecord, Vec<InputEvent>, Vec<(i64, f64, f64)>)> = vec![

@@ -337,11 +337,11 @@ pub(crate) async fn delete_retention_policy(logs: &Logs, call: &Call) -> Result<
 }
 
 fn kms_target<'a>(logs: &Logs, call: &'a Call) -> Result<&'a str, AwsError> {
-    if let Some(id) = opt_str(&call.input, "resourceIdentifier") {
-        if id.starts_with("arn:") {
-            return model::group_from_arn(id, &call.ctx.region, call.ctx.account_id())
-                .ok_or_else(|| error::invalid("Only log group ARNs are supported as resourceIdentifier."));
-        }
+    if let Some(id) = opt_str(&call.input, "resourceIdentifier")
+        && id.starts_with("arn:")
+    {
+        return model::group_from_arn(id, &call.ctx.region, call.ctx.account_id())
+            .ok_or_else(|| error::invalid("Only log group ARNs are supported as resourceIdentifier."));
     }
     logs.group_name(call)
 }
@@ -405,7 +405,7 @@ pub(crate) async fn list_tags_log_group(logs: &Logs, call: &Call) -> Result<Effe
     Ok(Effect::read(json!({ "tags": group.tags })))
 }
 
-fn arn_group<'a>(call: &'a Call) -> Result<&'a str, AwsError> {
+fn arn_group(call: &Call) -> Result<&str, AwsError> {
     let arn = req_str(&call.input, "resourceArn", logs_missing)?;
     model::group_from_arn(arn, &call.ctx.region, call.ctx.account_id())
         .ok_or_else(|| error::not_found(format!("The specified resource {arn} does not exist.")))

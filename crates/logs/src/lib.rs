@@ -14,6 +14,8 @@
 //! - [`filters`]: metric filters and their publication.
 //! - [`metrics`]: datapoints, statistics and alarm evaluation ([`metrics::evaluate`], pure).
 //! - [`agent`]: [`run_agent`], the log shipper behind `citadel agent`.
+//! - [`invoke`]: [`Logs::invoke_as`], the in-process, policy-checked path for other services
+//!   (CloudTrail delivering to a log group as a session of the trail's role).
 //!
 //! # Invariants
 //!
@@ -30,6 +32,7 @@ pub mod agent;
 pub mod error;
 pub mod events;
 pub mod filters;
+pub mod invoke;
 pub mod metrics;
 pub mod model;
 pub mod pattern;
@@ -74,6 +77,14 @@ impl Service for Logs {
     }
 
     async fn execute(&self, call: &Call, _proof: &Authorized) -> Result<Effect, AwsError> {
+        self.dispatch(call).await
+    }
+}
+
+impl Logs {
+    /// Runs a Logs handler. Only [`Service::execute`] (after the pipeline's policy decision) and
+    /// [`Logs::invoke_as`] (after its own) call this.
+    async fn dispatch(&self, call: &Call) -> Result<Effect, AwsError> {
         match call.op.name {
             "CreateLogGroup" => groups::create_log_group(self, call).await,
             "DeleteLogGroup" => groups::delete_log_group(self, call).await,

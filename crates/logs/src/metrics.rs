@@ -608,6 +608,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // A table of (input, events, expected) tuples reads best inline.
     fn evaluation_table() {
         let now = 1_000 * 60_000 + 30_000; // 30 s into a minute
         let minute = 60_000;

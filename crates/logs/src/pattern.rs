@@ -710,11 +710,11 @@ fn eval(expr: &Expr, slots: &[Option<Found<'_>>]) -> bool {
 }
 
 fn compare_found(op: Op, value: &Value, found: Found<'_>) -> bool {
-    if let Value::Text(glob) = value {
-        if glob.is_star() {
-            // `= *` means "present with any scalar value".
-            return op == Op::Eq;
-        }
+    if let Value::Text(glob) = value
+        && glob.is_star()
+    {
+        // `= *` means "present with any scalar value".
+        return op == Op::Eq;
     }
     match found {
         Found::Str(raw, false) => compare_text(op, value, raw),
@@ -921,10 +921,10 @@ impl<'m> JsonScanner<'m, '_> {
     }
 
     fn record(&self, node: Option<usize>, slots: &mut Slots<'m>, found: Found<'m>) {
-        if let Some(slot) = node.and_then(|n| self.trie.get(n)).and_then(|n| n.slot) {
-            if let Some(entry) = slots.get_mut(slot) {
-                *entry = Some(found);
-            }
+        if let Some(slot) = node.and_then(|n| self.trie.get(n)).and_then(|n| n.slot)
+            && let Some(entry) = slots.get_mut(slot)
+        {
+            *entry = Some(found);
         }
     }
 

@@ -630,3 +630,76 @@ async fn agent_ships_lines_once_across_restarts() {
     .unwrap();
     assert_eq!(agent::ship_once(&config, &client).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn invoke_as_asks_the_authorizer_then_commits() {
+    let env = Env::new();
+    env.ok("CreateLogGroup", json!({"logGroupName": "trail"})).await;
+    let authorizer = citadel_core::authz::Authorizer::default();
+    let ctx = |principal: Arc<Principal>| RequestContext {
+        request_id: "in-process".into(),
+        principal,
+        region: "us-east-1".into(),
+        source_ip: "127.0.0.1".parse().unwrap(),
+        user_agent: "cloudtrail.amazonaws.com".into(),
+        secure_transport: true,
+        time: env.clock.now(),
+        service: "",
+        operation: "",
+    };
+    // Without a policy source only the account root is allowed; a user is denied before any change.
+    let user = Arc::new(Principal {
+        account_id: "111122223333".into(),
+        arn: "arn:aws:iam::111122223333:user/u".into(),
+        principal_id: "AIDAUSER".into(),
+        kind: citadel_core::PrincipalKind::User {
+            name: "u".into(),
+            path: "/".into(),
+        },
+        access_key_id: None,
+        tags: Vec::new(),
+        session: None,
+    });
+    let err = env
+        .logs
+        .invoke_as(
+            &authorizer,
+            ctx(user),
+            "CreateLogStream",
+            json!({"logGroupName": "trail", "logStreamName": "s"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "AccessDeniedException");
+    assert!(err.message.contains("logs:CreateLogStream"), "{}", err.message);
+    env.code("GetLogEvents", json!({"logGroupName": "trail", "logStreamName": "s"}))
+        .await;
+
+    let root = env.principal.clone();
+    env.logs
+        .invoke_as(
+            &authorizer,
+            ctx(root.clone()),
+            "CreateLogStream",
+            json!({"logGroupName": "trail", "logStreamName": "s"}),
+        )
+        .await
+        .unwrap();
+    let now = env.now_ms();
+    env.logs
+        .invoke_as(
+            &authorizer,
+            ctx(root),
+            "PutLogEvents",
+            json!({"logGroupName": "trail", "logStreamName": "s", "logEvents": [{"timestamp": now, "message": "{\"eventName\":\"CreateUser\"}"}]}),
+        )
+        .await
+        .unwrap();
+    let got = env
+        .ok(
+            "FilterLogEvents",
+            json!({"logGroupName": "trail", "filterPattern": "{ $.eventName = CreateUser }"}),
+        )
+        .await;
+    assert_eq!(got["events"].as_array().unwrap().len(), 1);
+}

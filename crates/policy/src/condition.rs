@@ -236,6 +236,13 @@ impl Clause {
                 Qualifier::None => op.negated,
             };
         };
+        // A policy variable that cannot be resolved makes the statement invalid (IAM User Guide, "Policy
+        // variables": "If AWS cannot resolve a variable this might cause the entire statement to be invalid"),
+        // so the clause fails whatever its negation; without this a negated operator would turn an
+        // unresolvable value into a match.
+        if !self.variables_resolve(ctx, scratch) {
+            return false;
+        }
         // The per-request-value test: OR over policy values, negated (NOR) for negated operators.
         let mut test = |request_value: &str| self.any_value_matches(request_value, ctx, scratch) != op.negated;
         match op.qualifier {
@@ -249,6 +256,14 @@ impl Clause {
                 }
             }
         }
+    }
+
+    /// Whether every policy variable in the clause's values resolves in `ctx`.
+    fn variables_resolve(&self, ctx: &Context, scratch: &mut Scratch) -> bool {
+        self.values.iter().all(|value| match value {
+            PolicyValue::Template(template) => template.resolve_string(ctx, &mut scratch.text),
+            _ => true,
+        })
     }
 
     fn any_value_matches(&self, request_value: &str, ctx: &Context, scratch: &mut Scratch) -> bool {
@@ -447,6 +462,27 @@ mod tests {
         ] {
             assert!(Operator::parse(name).is_none(), "{name}");
         }
+    }
+
+    /// See: issue 3 (differential test, category `variables/2012-10-17/condition-missing/negated`).
+    #[test]
+    fn r3_unresolvable_variable_fails_negated_operators_too() {
+        let operator = Operator::parse("StringNotEquals").unwrap();
+        let clause = Clause::new(
+            operator,
+            "aws:ResourceTag/owner",
+            &Value::from("${aws:PrincipalTag/team}"),
+            true,
+        )
+        .unwrap();
+        let mut ctx = Context::new();
+        ctx.insert("aws:ResourceTag/owner", "blue");
+        let mut scratch = Scratch::default();
+        assert!(!clause.evaluate(&ctx, &mut scratch, &mut |_| {}));
+        ctx.insert("aws:PrincipalTag/team", "red");
+        assert!(clause.evaluate(&ctx, &mut scratch, &mut |_| {}));
+        ctx.insert("aws:PrincipalTag/team", "blue");
+        assert!(!clause.evaluate(&ctx, &mut scratch, &mut |_| {}));
     }
 
     #[test]

@@ -37,6 +37,14 @@ const READS_EXISTING_TAGS: &[&str] = &[
 
 #[async_trait::async_trait]
 impl S3Access for CitadelAccess {
+    async fn put_object(&self, req: &mut s3s::S3Request<s3s::dto::PutObjectInput>) -> S3Result<()> {
+        let is_post = current()?.audit.lock().op.is_some_and(|op| op.name == "PostObject");
+        if is_post {
+            return self.check_post_object(&req.input.key, &req.headers).await;
+        }
+        Ok(())
+    }
+
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let state = current()?;
         let name = cx.s3_op().name();
@@ -97,20 +105,28 @@ impl S3Access for CitadelAccess {
             Some(b) => self.inner.bucket(b).await?.map(|(r, _)| r),
             None => None,
         };
-        if let Some(record) = &record {
-            state.audit.lock().owner = Some(record.owner.clone());
+        {
+            let mut facts = state.audit.lock();
+            facts.bucket_loaded = true;
+            if let Some(record) = &record {
+                facts.owner = Some(record.owner.clone());
+                facts.logging = record.logging.clone();
+            }
+        }
+        if spec.name == "PostObject" {
+            // The key comes from the form, which s3s hands to the `put_object` hook below.
+            return Ok(());
         }
         if spec.name == "DeleteObjects" {
             // Each key is authorized by the handler, as AWS reports per-key AccessDenied.
             return Ok(());
         }
-        if let (Some(b), Some(k)) = (&bucket, &key) {
-            if READS_EXISTING_TAGS.contains(&spec.name) {
-                if let Some((object, _)) = self.inner.object(b, k).await? {
-                    for (tag, value) in &object.tags {
-                        context.push((format!("s3:ExistingObjectTag/{tag}"), vec![value.clone()]));
-                    }
-                }
+        if let (Some(b), Some(k)) = (&bucket, &key)
+            && READS_EXISTING_TAGS.contains(&spec.name)
+            && let Some((object, _)) = self.inner.object(b, k).await?
+        {
+            for (tag, value) in &object.tags {
+                context.push((format!("s3:ExistingObjectTag/{tag}"), vec![value.clone()]));
             }
         }
         let mut checks = vec![resource_check(
@@ -121,31 +137,29 @@ impl S3Access for CitadelAccess {
             key.as_deref(),
             record.as_ref(),
         )];
-        if matches!(spec.name, "CopyObject" | "UploadPartCopy") {
-            if let Some(source) = cx.headers().get("x-amz-copy-source").and_then(|v| v.to_str().ok()) {
-                if let Ok(s3s::dto::CopySource::Bucket {
-                    bucket: src_bucket,
-                    key: src_key,
-                    version_id,
-                }) = s3s::dto::CopySource::parse(source)
-                {
-                    let src_record = self.inner.bucket(&src_bucket).await?.map(|(r, _)| r);
-                    let get = registry::lookup("GetObject").ok_or_else(|| internal("registry lacks GetObject"))?;
-                    let src_action = if version_id.is_some() {
-                        registry::versioned_action(get)
-                    } else {
-                        get.action
-                    };
-                    checks.push(resource_check(
-                        &principal,
-                        get,
-                        src_action,
-                        Some(&src_bucket),
-                        Some(&src_key),
-                        src_record.as_ref(),
-                    ));
-                }
-            }
+        if matches!(spec.name, "CopyObject" | "UploadPartCopy")
+            && let Some(source) = cx.headers().get("x-amz-copy-source").and_then(|v| v.to_str().ok())
+            && let Ok(s3s::dto::CopySource::Bucket {
+                bucket: src_bucket,
+                key: src_key,
+                version_id,
+            }) = s3s::dto::CopySource::parse(source)
+        {
+            let src_record = self.inner.bucket(&src_bucket).await?.map(|(r, _)| r);
+            let get = registry::lookup("GetObject").ok_or_else(|| internal("registry lacks GetObject"))?;
+            let src_action = if version_id.is_some() {
+                registry::versioned_action(get)
+            } else {
+                get.action
+            };
+            checks.push(resource_check(
+                &principal,
+                get,
+                src_action,
+                Some(&src_bucket),
+                Some(&src_key),
+                src_record.as_ref(),
+            ));
         }
         self.inner
             .decide(&state, spec, principal, checks, std::mem::take(&mut context))
@@ -153,7 +167,72 @@ impl S3Access for CitadelAccess {
     }
 }
 
+impl CitadelAccess {
+    /// Authorizes a browser POST upload (PostObject) once s3s has read the form: `s3:PutObject`
+    /// on the form's key, with the bucket policy, as for a PUT.
+    async fn check_post_object(&self, key: &str, headers: &http::HeaderMap) -> S3Result<()> {
+        let state = current()?;
+        let spec = registry::lookup("PostObject").ok_or_else(|| internal("registry lacks PostObject"))?;
+        let bucket = state.audit.lock().bucket.clone();
+        let Some(bucket) = bucket else {
+            return Err(internal("PostObject without a bucket"));
+        };
+        state.audit.lock().key = Some(key.to_string());
+        let record = self.inner.bucket(&bucket).await?.map(|(r, _)| r);
+        let principal = state.principal();
+        let check = resource_check(&principal, spec, spec.action, Some(&bucket), Some(key), record.as_ref());
+        let context = request_conditions(&state, headers, &[]);
+        self.inner.decide(&state, spec, principal, vec![check], context).await
+    }
+}
+
 impl Inner {
+    /// Whether the target bucket's policy lets the logging service principal write log objects
+    /// under `prefix` for `source` (PutBucketLogging's permission check, with `aws:SourceArn` and
+    /// `aws:SourceAccount` as S3 sends them).
+    pub(crate) async fn logging_service_may_write(
+        &self,
+        state: &RequestState,
+        source: &BucketRecord,
+        target: &BucketRecord,
+        prefix: &str,
+    ) -> bool {
+        let principal = Arc::new(Principal {
+            account_id: String::new(),
+            arn: String::new(),
+            principal_id: crate::access_log::LOGGING_SERVICE.to_string(),
+            kind: citadel_core::PrincipalKind::Service {
+                name: crate::access_log::LOGGING_SERVICE.to_string(),
+            },
+            access_key_id: None,
+            tags: Vec::new(),
+            session: None,
+        });
+        let Some(spec) = registry::lookup("PutObject") else {
+            return false;
+        };
+        let mut check = resource_check(
+            &principal,
+            spec,
+            spec.action,
+            Some(&target.name),
+            Some("x"),
+            Some(target),
+        );
+        check.resource = crate::access_log::sample_object_arn(&target.name, prefix);
+        let context = vec![
+            ("aws:SourceArn".to_string(), vec![bucket_arn(&source.name)]),
+            ("aws:SourceAccount".to_string(), vec![source.owner.clone()]),
+        ];
+        let ctx = state.context(principal, "PutObject", &self.region);
+        let authorization = Authorization {
+            checks: vec![check],
+            context,
+            always_allowed: false,
+        };
+        self.authorizer.authorize(&ctx, &authorization, true).await.is_ok()
+    }
+
     /// Asks the authorizer; a denial becomes `AccessDenied` with AWS's message.
     pub(crate) async fn decide(
         &self,

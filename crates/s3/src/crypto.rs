@@ -537,10 +537,10 @@ pub fn customer_key(
     );
     let key: [u8; 32] = raw.as_slice().try_into().map_err(|_| CustomerKeyError::KeyFormat)?;
     let key_md5 = b64.encode(crate::checksum::md5(&key));
-    if let Some(given) = md5_b64 {
-        if given != key_md5 {
-            return Err(CustomerKeyError::Md5Mismatch);
-        }
+    if let Some(given) = md5_b64
+        && given != key_md5
+    {
+        return Err(CustomerKeyError::Md5Mismatch);
     }
     Ok(Some(CustomerKey {
         key: Zeroizing::new(key),
@@ -715,7 +715,9 @@ mod tests {
         let parsed = customer_key(Some("AES256"), Some(&key), Some(&md5)).unwrap().unwrap();
         assert_eq!(parsed.key_md5, md5);
         assert!(customer_key(None, None, None).unwrap().is_none());
-        let cases: &[(Option<&str>, Option<&str>, Option<&str>, CustomerKeyError)] = &[
+        // (algorithm, key, key MD5) headers and the refusal they get.
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, CustomerKeyError);
+        let cases: &[Case<'_>] = &[
             (Some("AES256"), None, None, CustomerKeyError::Incomplete),
             (None, Some(&key), None, CustomerKeyError::Incomplete),
             (Some("aws:kms"), Some(&key), None, CustomerKeyError::Algorithm),

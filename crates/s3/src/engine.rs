@@ -35,6 +35,7 @@ pub(crate) struct Inner {
     pub account_id: String,
     pub sse_s3: Arc<dyn DataKeyProvider>,
     pub kms: RwLock<Option<Arc<dyn DataKeyProvider>>>,
+    pub access_logs: Arc<crate::access_log::AccessLogBuffer>,
 }
 
 /// The internal error clients see, with the cause logged.

@@ -52,6 +52,10 @@ pub(crate) struct AuditFacts {
     pub recorded: bool,
     /// Extra request parameters for the record.
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// Whether the bucket row was read (so `logging` is known).
+    pub bucket_loaded: bool,
+    /// The bucket's server access logging, when enabled.
+    pub logging: Option<crate::meta::BucketLogging>,
 }
 
 /// One request's facts, shared by the hooks and handlers through [`CURRENT`].
@@ -71,6 +75,12 @@ pub(crate) struct RequestState {
     pub user_agent: String,
     /// The Host header.
     pub host: String,
+    /// The request line as the access log shows it: method, path and query, HTTP version.
+    pub request_line: (http::Method, String, http::Version),
+    /// The Referer header.
+    pub referer: Option<String>,
+    /// The request body's declared length (decoded length for aws-chunked bodies).
+    pub request_length: Option<u64>,
     /// The session token (header, SigV4 query or SigV2 query form).
     pub session_token: Option<String>,
     /// `s3:authType`: `REST-HEADER`, `REST-QUERY-STRING`, or `POST`.
@@ -168,6 +178,7 @@ impl S3Frontend {
             account_id: config.account_id,
             sse_s3,
             kms: parking_lot::RwLock::new(None),
+            access_logs: Arc::new(crate::access_log::AccessLogBuffer::default()),
         });
         let mut builder = s3s::service::S3ServiceBuilder::new(Handlers { inner: inner.clone() });
         builder.set_auth(CitadelAuth { inner: inner.clone() });
@@ -215,7 +226,10 @@ impl S3Frontend {
                 })
             }
         };
-        crate::audit::finish(&self.inner, &state, response).await
+        let response = crate::post_form::finish(&state, response);
+        let response = crate::audit::finish(&self.inner, &state, response).await;
+        crate::access_log::record(&self.inner, &state, &response).await;
+        response
     }
 
     /// Serves an unsigned request made inside Citadel by an AWS service principal (for example
@@ -247,9 +261,95 @@ impl S3Frontend {
                 r
             }
         };
-        crate::audit::finish(&self.inner, &state, response).await
+        let response = crate::audit::finish(&self.inner, &state, response).await;
+        if service != crate::access_log::LOGGING_SERVICE {
+            crate::access_log::record(&self.inner, &state, &response).await;
+        }
+        response
+    }
+
+    /// Sets how often buffered server access log records are delivered (AWS's best effort is
+    /// minutes; tests use seconds).
+    pub fn set_access_log_interval(&self, interval: std::time::Duration) {
+        self.inner.access_logs.set_interval(interval);
+    }
+
+    /// Starts the task that delivers server access logs every interval. The task holds the
+    /// frontend weakly and ends when it is dropped; call [`Self::flush_access_logs`] at shutdown.
+    pub fn spawn_access_log_delivery(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let frontend = Arc::downgrade(self);
+        let logs = self.inner.access_logs.clone();
+        tokio::spawn(async move {
+            loop {
+                let changed = logs.changed.notified();
+                tokio::select! {
+                    () = tokio::time::sleep(logs.interval()) => {}
+                    () = changed => continue,
+                }
+                let Some(frontend) = frontend.upgrade() else { return };
+                frontend.flush_access_logs().await;
+            }
+        })
+    }
+
+    /// Delivers every buffered server access log record now: one object per source bucket and
+    /// destination, written as `logging.s3.amazonaws.com`.
+    pub async fn flush_access_logs(&self) {
+        let pending = self.inner.access_logs.take();
+        for (destination, lines) in pending {
+            let unique = hex::encode_upper(self.inner.ids.bytes::<8>());
+            let key = crate::access_log::object_key(&destination.target_prefix, self.inner.clock.now(), &unique);
+            let mut body = lines.join("\n");
+            body.push('\n');
+            let path = format!(
+                "/{}/{}",
+                destination.target_bucket,
+                percent_encoding::utf8_percent_encode(&key, PATH_ENCODE)
+            );
+            let request = http::Request::builder()
+                .method("PUT")
+                .uri(&path)
+                .header("host", "localhost")
+                .header("content-type", "text/plain")
+                .header("content-length", body.len())
+                .header(
+                    "x-citadel-source-arn",
+                    crate::names::bucket_arn(&destination.source_bucket),
+                )
+                .header("x-citadel-source-account", &destination.source_owner)
+                .body(s3s::Body::from(bytes::Bytes::from(body)));
+            let Ok(request) = request else {
+                tracing::warn!(bucket = %destination.target_bucket, "an access log object could not be built");
+                continue;
+            };
+            let response = self
+                .handle_as_service(request, crate::access_log::LOGGING_SERVICE)
+                .await;
+            let status = response.status().as_u16();
+            match status {
+                200 => {}
+                403 | 404 => tracing::warn!(
+                    source = %destination.source_bucket,
+                    target = %destination.target_bucket,
+                    status,
+                    "server access logs were refused by the target bucket and dropped"
+                ),
+                _ => {
+                    tracing::warn!(target = %destination.target_bucket, status, "server access log delivery failed; will retry");
+                    self.inner.access_logs.restore(destination, lines);
+                }
+            }
+        }
     }
 }
+
+/// Characters of a key percent-encoded in a request path: everything but unreserved characters and `/`.
+const PATH_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 /// Whether a request belongs to S3: SigV4 scope service `s3`, SigV2 (header or query), or an
 /// unsigned request that is not a query/JSON protocol call.
@@ -329,13 +429,15 @@ fn prepare(
         },
     };
     let mut session_token = header("x-amz-security-token").or_else(|| param("X-Amz-Security-Token"));
-    if signature_version == Some("AWS") && auth_type == Some("REST-QUERY-STRING") && session_token.is_none() {
-        if let Some(token) = param("x-amz-security-token") {
-            if let Ok(value) = http::HeaderValue::from_str(&token) {
-                req.headers_mut().insert("x-amz-security-token", value);
-            }
-            session_token = Some(token);
+    if signature_version == Some("AWS")
+        && auth_type == Some("REST-QUERY-STRING")
+        && session_token.is_none()
+        && let Some(token) = param("x-amz-security-token")
+    {
+        if let Ok(value) = http::HeaderValue::from_str(&token) {
+            req.headers_mut().insert("x-amz-security-token", value);
         }
+        session_token = Some(token);
     }
     let request_id = hex::encode_upper(ids.bytes::<8>());
     let host_id = {
@@ -350,6 +452,17 @@ fn prepare(
         secure,
         user_agent: header("user-agent").unwrap_or_default(),
         host: header("host").unwrap_or_default(),
+        request_line: (
+            req.method().clone(),
+            req.uri()
+                .path_and_query()
+                .map_or_else(|| req.uri().path().to_string(), ToString::to_string),
+            req.version(),
+        ),
+        referer: header("referer"),
+        request_length: header("x-amz-decoded-content-length")
+            .or_else(|| header("content-length"))
+            .and_then(|v| v.parse().ok()),
         session_token,
         auth_type,
         signature_version,
@@ -421,10 +534,10 @@ impl S3Host for CitadelHost {
             _ => host,
         };
         for domain in &self.domains {
-            if let Some(bucket) = name.strip_suffix(domain.as_str()).and_then(|h| h.strip_suffix('.')) {
-                if !bucket.is_empty() {
-                    return Ok(VirtualHost::new(domain.as_str()).with_bucket(bucket));
-                }
+            if let Some(bucket) = name.strip_suffix(domain.as_str()).and_then(|h| h.strip_suffix('.'))
+                && !bucket.is_empty()
+            {
+                return Ok(VirtualHost::new(domain.as_str()).with_bucket(bucket));
             }
         }
         Ok(VirtualHost::new(name))

@@ -13,6 +13,9 @@
 //! - [`crypto`]: the chunked AES-256-GCM format of object bodies, SSE-S3/SSE-C keys, and the
 //!   [`crypto::DataKeyProvider`] seam for SSE-KMS; [`checksum`]: MD5 and flexible checksums.
 //! - [`names`]: bucket naming rules and ARNs.
+//! - [`cse`]: the Amazon S3 Encryption Client v2 format for client-side encryption (`citadel s3 cp`).
+//! - [`access_log`]: server access logging (records, buffering, delivery as `logging.s3.amazonaws.com`);
+//!   `post_form`: browser POST uploads' errors in AWS's words.
 //!
 //! **Architecture invariant:** no handler runs without a policy decision: the access hook refuses
 //! operations that are not in the registry, and s3s calls handlers only after the hook allowed.
@@ -21,17 +24,23 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod access_log;
 mod audit;
 pub mod checksum;
 pub mod crypto;
+pub mod cse;
 mod engine;
 pub mod frontend;
 mod handlers;
 pub mod listing;
 pub mod meta;
 pub mod names;
+mod post_form;
 pub mod registry;
 
+/// The SigV4 signer, re-exported for the `citadel s3 cp` client so the binary needs no direct
+/// dependency on it.
+pub use citadel_sigv4 as sigv4;
 pub use crypto::DataKeyProvider;
 pub use frontend::{S3Config, S3Frontend, is_s3_request};
 pub use handlers::{choose_parts, evaluate_conditions};

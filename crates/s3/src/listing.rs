@@ -159,10 +159,10 @@ mod tests {
         let mut walker = Walker::new(prefix, delimiter, after, max);
         let mut skip: Option<String> = None;
         for key in sorted {
-            if let Some(p) = &skip {
-                if key.starts_with(p.as_str()) {
-                    continue;
-                }
+            if let Some(p) = &skip
+                && key.starts_with(p.as_str())
+            {
+                continue;
             }
             match walker.offer(key, ()) {
                 Step::Next => skip = None,

@@ -68,6 +68,16 @@ pub struct BucketEncryption {
     pub bucket_key_enabled: bool,
 }
 
+/// Server access logging of a bucket (PutBucketLogging).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketLogging {
+    /// The bucket the log objects go to.
+    pub target_bucket: String,
+    /// The prefix of the log objects' keys.
+    #[serde(default)]
+    pub target_prefix: String,
+}
+
 /// A bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecord {
@@ -97,6 +107,9 @@ pub struct BucketRecord {
     /// Bucket tags.
     #[serde(default)]
     pub tags: Vec<(String, String)>,
+    /// Server access logging, `None` when disabled.
+    #[serde(default)]
+    pub logging: Option<BucketLogging>,
 }
 
 /// How an object's data key is protected.

@@ -27,6 +27,9 @@ pub struct App {
     test_api: bool,
     started: Instant,
     max_body_bytes: usize,
+    data_dir: std::path::PathBuf,
+    /// The local blob store, kept concretely for backups (deletions are held while one runs).
+    fs_blobs: Option<citadel_store::FsBlobStore>,
 }
 
 /// The file holding the default account's root credentials.
@@ -78,14 +81,23 @@ impl App {
             directory,
         ));
         citadel_sts::install(&sts, pipeline.credentials());
+        if let (Some(address), Some(role)) = (args.imds_listen, &args.imds_role) {
+            let imds = citadel_sts::imds::Imds::new(sts.clone(), role, &args.account_id, pipeline.clock().clone());
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding {address}"))?;
+            println!("Citadel instance metadata on http://{}", listener.local_addr()?);
+            tokio::spawn(Arc::new(imds).serve(listener));
+        }
         pipeline.register(sts);
         pipeline.register(Arc::new(citadel_kms::Kms::new(
             store.clone(),
             master.clone(),
             ids.clone(),
         )));
-        let blobs: Arc<dyn citadel_store::BlobStore> =
-            Arc::new(citadel_store::FsBlobStore::new(&args.data_dir.join("blobs")).context("opening the blob store")?);
+        let fs_blobs =
+            citadel_store::FsBlobStore::new(&args.data_dir.join("blobs")).context("opening the blob store")?;
+        let blobs: Arc<dyn citadel_store::BlobStore> = Arc::new(fs_blobs.clone());
         let sse_kms = Arc::new(citadel_kms::KmsDataKeys::new(
             store.clone(),
             master.clone(),
@@ -104,23 +116,33 @@ impl App {
             account_id: args.account_id.clone(),
             base_domain: None,
         }));
-        s3.set_kms_provider(sse_kms);
+        s3.set_kms_provider(sse_kms.clone());
+        s3.set_access_log_interval(args.access_log_interval);
+        s3.spawn_access_log_delivery();
         let sink = Arc::new(crate::trail_sink::S3TrailSink {
             s3: s3.clone(),
             store: store.clone(),
+            kms: sse_kms,
+            authorizer: pipeline.authorizer().clone(),
+            clock: pipeline.clock().clone(),
         });
-        pipeline.register(Arc::new(citadel_cloudtrail::CloudTrail::new(
-            store.clone(),
-            master.clone(),
-            pipeline.ids().clone(),
-            sink.clone(),
-        )));
+        let log_sink = Arc::new(crate::trail_logs_sink::LogsTrailSink {
+            logs: Arc::new(citadel_logs::Logs::new(store.clone())),
+            authorizer: pipeline.authorizer().clone(),
+            roles: Arc::new(citadel_sts::directory::IamDirectory::new(store.clone(), master.clone())),
+            clock: pipeline.clock().clone(),
+        });
+        pipeline.register(Arc::new(
+            citadel_cloudtrail::CloudTrail::new(store.clone(), master.clone(), pipeline.ids().clone(), sink.clone())
+                .with_log_sink(log_sink.clone()),
+        ));
         let delivery = citadel_cloudtrail::spawn_delivery(
             store.clone(),
             master.clone(),
             pipeline.clock().clone(),
             pipeline.ids().clone(),
             sink,
+            log_sink,
             args.trail_delivery_interval,
             args.digest_interval,
             std::time::Duration::from_secs(1),
@@ -135,6 +157,8 @@ impl App {
             test_api: args.test_api,
             started: Instant::now(),
             max_body_bytes: args.max_body_bytes,
+            data_dir: args.data_dir.clone(),
+            fs_blobs: Some(fs_blobs),
         }))
     }
 
@@ -160,6 +184,12 @@ impl App {
         if path == "/_citadel/accounts" && parts.method == http::Method::POST {
             return self
                 .create_account_api(parts, body, remote, secure)
+                .await
+                .map(citadel_s3::Body::from);
+        }
+        if path == "/_citadel/backup" && parts.method == http::Method::POST {
+            return self
+                .backup_api(parts, body, remote, secure)
                 .await
                 .map(citadel_s3::Body::from);
         }
@@ -220,18 +250,19 @@ impl App {
         }
     }
 
-    /// `POST /_citadel/accounts` with `{"Name": ..., "AccountId": optional}`: creates an account with its
-    /// own root credentials. The request must be SigV4-signed by the default account's root user.
-    async fn create_account_api(
+    /// Reads an admin request's body and checks that it is SigV4-signed by the default account's
+    /// root user; otherwise answers the error to send back.
+    async fn authenticate_root(
         &self,
         parts: http::request::Parts,
         body: hyper::body::Incoming,
         remote: SocketAddr,
         secure: bool,
-    ) -> http::Response<Bytes> {
+        what: &str,
+    ) -> Result<IncomingRequest, http::Response<Bytes>> {
         let body = match http_body_util::Limited::new(body, 64 * 1024).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(_) => return json_response(413, &serde_json::json!({"error": "body too large"})),
+            Err(_) => return Err(json_response(413, &serde_json::json!({"error": "body too large"}))),
         };
         let req = IncomingRequest {
             method: parts.method,
@@ -244,26 +275,91 @@ impl App {
         let query = citadel_core::wire_auth::query_params(&req);
         let family = citadel_core::wire_auth::Family::Json;
         let Some(route) = citadel_core::wire_auth::route(&req, &query) else {
-            return json_response(403, &serde_json::json!({"error": "MissingAuthenticationToken"}));
+            return Err(json_response(
+                403,
+                &serde_json::json!({"error": "MissingAuthenticationToken"}),
+            ));
         };
         let now = self.pipeline.clock().now();
         let principal = match self.pipeline.authenticate(&req, &route, now).await {
             Ok(principal) => principal,
             Err(failure) => {
                 let err = failure.to_aws(family);
-                return json_response(
+                return Err(json_response(
                     err.status,
                     &serde_json::json!({"error": err.code, "message": err.message}),
-                );
+                ));
             }
         };
         if !principal.is_root() || principal.account_id != self.root.account_id {
-            return json_response(
+            return Err(json_response(
                 403,
                 &serde_json::json!({"error": "AccessDenied",
-                "message": "Only the default account's root user may create accounts."}),
+                "message": format!("Only the default account's root user may {what}.")}),
+            ));
+        }
+        Ok(req)
+    }
+
+    /// `POST /_citadel/backup` with `{"Directory": "/absolute/path"}`: writes a consistent backup
+    /// while serving (see `backup.rs`). Root of the default account only.
+    async fn backup_api(
+        &self,
+        parts: http::request::Parts,
+        body: hyper::body::Incoming,
+        remote: SocketAddr,
+        secure: bool,
+    ) -> http::Response<Bytes> {
+        let req = match self
+            .authenticate_root(parts, body, remote, secure, "take backups")
+            .await
+        {
+            Ok(req) => req,
+            Err(response) => return response,
+        };
+        let input: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let Some(dir) = input
+            .get("Directory")
+            .and_then(|v| v.as_str())
+            .map(std::path::PathBuf::from)
+        else {
+            return json_response(
+                400,
+                &serde_json::json!({"error": "ValidationError", "message": "Directory is required"}),
+            );
+        };
+        if !dir.is_absolute() {
+            return json_response(
+                400,
+                &serde_json::json!({"error": "ValidationError", "message": "Directory must be an absolute path"}),
             );
         }
+        match crate::backup::write_backup(self.store.as_ref(), self.fs_blobs.as_ref(), &self.data_dir, &dir).await {
+            Ok(manifest) => json_response(200, &serde_json::to_value(manifest).unwrap_or_default()),
+            Err(err) => json_response(
+                500,
+                &serde_json::json!({"error": "BackupFailed", "message": format!("{err:#}")}),
+            ),
+        }
+    }
+
+    /// `POST /_citadel/accounts` with `{"Name": ..., "AccountId": optional}`: creates an account with its
+    /// own root credentials. The request must be SigV4-signed by the default account's root user.
+    async fn create_account_api(
+        &self,
+        parts: http::request::Parts,
+        body: hyper::body::Incoming,
+        remote: SocketAddr,
+        secure: bool,
+    ) -> http::Response<Bytes> {
+        let req = match self
+            .authenticate_root(parts, body, remote, secure, "create accounts")
+            .await
+        {
+            Ok(req) => req,
+            Err(response) => return response,
+        };
+        let now = self.pipeline.clock().now();
         let input: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
         let name = input
             .get("Name")
@@ -326,6 +422,7 @@ impl App {
 
     /// Closes the store cleanly.
     pub async fn close(&self) {
+        self.s3.flush_access_logs().await;
         self.delivery.abort();
         if let Err(err) = self.store.close().await {
             tracing::error!(error = %err, "closing the store failed");
@@ -471,4 +568,93 @@ pub async fn account_command(command: crate::config::AccountCommand) -> anyhow::
     }
     store.close().await?;
     Ok(())
+}
+
+/// `citadel backup DIR`: directly when no server holds the data directory, otherwise through the
+/// running server's backup API so that the snapshot is taken while it serves.
+pub async fn backup_command(args: crate::config::BackupArgs) -> anyhow::Result<()> {
+    let dest = crate::backup::absolute(&args.dir)?;
+    let local = match &args.endpoint {
+        Some(_) => None,
+        None => match RedbStore::open(&args.data_dir.join("citadel.redb")) {
+            Ok(store) => Some(store),
+            // redb locks its file: a running server holds it, so ask that server.
+            Err(err) if err.to_string().contains("already open") => None,
+            Err(err) => return Err(err).context("opening the store"),
+        },
+    };
+    let manifest = match local {
+        Some(store) => {
+            let blobs_dir = args.data_dir.join("blobs");
+            let blobs = if blobs_dir.exists() {
+                Some(citadel_store::FsBlobStore::new(&blobs_dir)?)
+            } else {
+                None
+            };
+            let result = crate::backup::write_backup(&store, blobs.as_ref(), &args.data_dir, &dest).await;
+            store.close().await?;
+            result?
+        }
+        None => {
+            let endpoint = args.endpoint.as_deref().unwrap_or("http://127.0.0.1:4566");
+            let credentials = admin_credentials(&args.data_dir)?;
+            let answer = crate::admin_client::post_signed_json(
+                endpoint,
+                "/_citadel/backup",
+                &serde_json::json!({"Directory": dest.to_string_lossy()}),
+                &credentials,
+            )
+            .await?;
+            serde_json::from_value(answer).context("reading the server's answer")?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&manifest)?);
+    Ok(())
+}
+
+/// The credentials the backup command signs with: the environment's, else the data directory's root.
+fn admin_credentials(data_dir: &Path) -> anyhow::Result<crate::admin_client::Credentials> {
+    if let (Ok(id), Ok(secret)) = (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        return Ok(crate::admin_client::Credentials {
+            access_key_id: id,
+            secret_access_key: secret,
+        });
+    }
+    let file = data_dir.join(ROOT_CREDENTIALS_FILE);
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let root = parse_root_credentials("", &text).context("parsing the root credentials file")?;
+    Ok(crate::admin_client::Credentials {
+        access_key_id: root.access_key_id,
+        secret_access_key: root.secret_access_key,
+    })
+}
+
+/// `citadel restore DIR`: into a data directory with no store yet.
+pub async fn restore_command(args: crate::config::RestoreArgs) -> anyhow::Result<()> {
+    let store_file = args.data_dir.join("citadel.redb");
+    if store_file.exists() {
+        anyhow::bail!(
+            "{} already holds a store; restore into a new data directory (then point the server at it)",
+            args.data_dir.display()
+        );
+    }
+    crate::backup::read_manifest(&args.dir)?;
+    std::fs::create_dir_all(&args.data_dir)?;
+    let store = RedbStore::open(&store_file).context("creating the store")?;
+    let result = crate::backup::restore_backup(&args.dir, &store, &args.data_dir).await;
+    store.close().await?;
+    match result {
+        Ok(manifest) => {
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
+            Ok(())
+        }
+        Err(err) => {
+            // Leave no half-restored store behind to be mistaken for a good one.
+            let _ = std::fs::remove_file(&store_file);
+            Err(err)
+        }
+    }
 }

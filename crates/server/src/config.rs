@@ -26,6 +26,38 @@ pub enum Command {
     /// Manages accounts in a data directory.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// S3 client commands: `citadel s3 cp` with client-side encryption.
+    #[command(subcommand)]
+    S3(crate::s3_cli::S3Command),
+    /// Writes a consistent backup of a data directory, also while a server runs on it.
+    Backup(BackupArgs),
+    /// Restores a backup into a data directory that holds no store (the server must be stopped).
+    Restore(RestoreArgs),
+}
+
+/// `citadel backup` flags.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// The new directory to write the backup into.
+    pub dir: PathBuf,
+    /// The data directory to back up.
+    #[arg(long, env = "CITADEL_DATA_DIR", default_value = "./citadel-data")]
+    pub data_dir: PathBuf,
+    /// Ask the server at this address to write the backup (used automatically, with the default
+    /// endpoint, when a server holds the data directory). Signed with the data directory's root
+    /// credentials, or with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+}
+
+/// `citadel restore` flags.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The backup directory.
+    pub dir: PathBuf,
+    /// The data directory to restore into; it must hold no store.
+    #[arg(long, env = "CITADEL_DATA_DIR", default_value = "./citadel-data")]
+    pub data_dir: PathBuf,
 }
 
 /// `citadel serve` flags.
@@ -67,9 +99,18 @@ pub struct ServeArgs {
     /// How often CloudTrail writes signed digest files for trails with log file validation.
     #[arg(long, env = "CITADEL_DIGEST_INTERVAL", default_value = "1h", value_parser = parse_interval)]
     pub digest_interval: std::time::Duration,
+    /// How often S3 server access logs are delivered to their target buckets (`2s`, `5m`).
+    #[arg(long, env = "CITADEL_ACCESS_LOG_INTERVAL", default_value = "5m", value_parser = parse_interval)]
+    pub access_log_interval: std::time::Duration,
     /// Shifts the server's clock by this many seconds (tests use it to simulate skew).
     #[arg(long, env = "CITADEL_CLOCK_OFFSET_SECONDS", default_value_t = 0, hide = true)]
     pub clock_offset_seconds: i64,
+    /// Also serve EC2-style instance metadata (IMDSv2 credentials) on this address.
+    #[arg(long, env = "CITADEL_IMDS_LISTEN", requires = "imds_role")]
+    pub imds_listen: Option<SocketAddr>,
+    /// The role (ARN, or name in the default account) whose credentials instance metadata serves.
+    #[arg(long, env = "CITADEL_IMDS_ROLE", requires = "imds_listen")]
+    pub imds_role: Option<String>,
 }
 
 /// `citadel agent` flags.

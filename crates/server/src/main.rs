@@ -1,9 +1,13 @@
 //! The `citadel` binary: CLI, server start-up and offline tools.
 
+mod admin_client;
 mod app;
+mod backup;
 mod config;
 mod policy_cli;
+mod s3_cli;
 mod server;
+mod trail_logs_sink;
 mod trail_sink;
 
 use clap::Parser;
@@ -21,6 +25,9 @@ fn main() -> ExitCode {
         Command::Policy(command) => policy_cli::run(command),
         Command::Agent(args) => runtime().and_then(|rt| rt.block_on(agent(args))),
         Command::Account(command) => runtime().and_then(|rt| rt.block_on(app::account_command(command))),
+        Command::S3(command) => runtime().and_then(|rt| rt.block_on(s3_cli::run(command))),
+        Command::Backup(args) => runtime().and_then(|rt| rt.block_on(app::backup_command(args))),
+        Command::Restore(args) => runtime().and_then(|rt| rt.block_on(app::restore_command(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,17 @@
 //! CloudTrail's log and digest files go into S3 through the S3 frontend itself, as the service
 //! principal `cloudtrail.amazonaws.com`, so bucket policies, encryption at rest and audit apply
 //! exactly as for any PutObject.
+//!
+//! Log files of a trail with a KMS key are written with SSE-KMS under that key; S3 then asks the
+//! key policy whether `cloudtrail.amazonaws.com` may make the data key, as it would for any caller.
+//! CreateTrail asks the same question beforehand through [`ObjectSink::check_kms_key`].
 
 use async_trait::async_trait;
-use citadel_cloudtrail::{Delivery, ObjectSink, SinkError};
+use citadel_cloudtrail::{Delivery, KmsKeyCheck, KmsKeyError, ObjectSink, SinkError};
+use citadel_core::authz::Authorizer;
+use citadel_core::{Authorization, Check, Principal, PrincipalKind, RequestContext, ResourcePolicyKind};
 use citadel_s3::S3Frontend;
+use citadel_s3::crypto::{CryptoError, DataKeyProvider};
 use citadel_store::Store;
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -18,6 +25,12 @@ pub struct S3TrailSink {
     pub s3: Arc<S3Frontend>,
     /// The store, for reading bucket records.
     pub store: Arc<dyn Store>,
+    /// SSE-KMS data keys, to find a trail's key and its policy.
+    pub kms: Arc<dyn DataKeyProvider>,
+    /// The policy decision point, for the key policy check.
+    pub authorizer: Arc<Authorizer>,
+    /// The injected clock.
+    pub clock: Arc<dyn citadel_core::Clock>,
 }
 
 #[async_trait]
@@ -35,6 +48,15 @@ impl ObjectSink for S3TrailSink {
             .header("x-citadel-source-account", &delivery.source_account);
         for (name, value) in &delivery.metadata {
             builder = builder.header(format!("x-amz-meta-{name}"), value);
+        }
+        if let Some(key) = &delivery.kms_key_id {
+            builder = builder
+                .header("x-amz-server-side-encryption", "aws:kms")
+                .header("x-amz-server-side-encryption-aws-kms-key-id", key)
+                .header(
+                    "x-amz-server-side-encryption-context",
+                    citadel_cloudtrail::kms_encryption_context_b64(&delivery.source_arn),
+                );
         }
         let request = builder
             .body(citadel_s3::Body::from(bytes::Bytes::from(delivery.body)))
@@ -83,6 +105,84 @@ impl ObjectSink for S3TrailSink {
                 .await,
             Ok(Some(_))
         )
+    }
+
+    async fn check_kms_key(&self, check: &KmsKeyCheck) -> Result<String, KmsKeyError> {
+        let context = vec![("aws:cloudtrail:arn".to_string(), check.trail_arn.clone())];
+        let key = self
+            .kms
+            .key_for_use(
+                &check.account,
+                &check.region,
+                Some(&check.key_id),
+                "kms:GenerateDataKey",
+                &context,
+            )
+            .await
+            .map_err(|err| match err {
+                CryptoError::Service { code, message, .. } if code.contains("NotFound") => {
+                    tracing::debug!(%message, "trail key not found");
+                    KmsKeyError::NotFound
+                }
+                CryptoError::Service { code, .. } if code.contains("Disabled") || code.contains("InvalidState") => {
+                    KmsKeyError::Disabled
+                }
+                other => KmsKeyError::Other(other.to_string()),
+            })?
+            .ok_or(KmsKeyError::NotFound)?;
+        if !key.arn.starts_with(&format!("arn:aws:kms:{}:", check.region)) {
+            return Err(KmsKeyError::NotFound);
+        }
+        let principal = Arc::new(Principal {
+            account_id: String::new(),
+            arn: String::new(),
+            principal_id: CLOUDTRAIL.to_string(),
+            kind: PrincipalKind::Service {
+                name: CLOUDTRAIL.to_string(),
+            },
+            access_key_id: None,
+            tags: Vec::new(),
+            session: None,
+        });
+        let ctx = RequestContext {
+            request_id: String::new(),
+            principal,
+            region: check.region.clone(),
+            source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            user_agent: CLOUDTRAIL.to_string(),
+            secure_transport: true,
+            time: self.clock.now(),
+            service: "kms",
+            operation: "GenerateDataKey",
+        };
+        let authorization = Authorization {
+            checks: vec![Check {
+                action: "kms:GenerateDataKey".to_string(),
+                resource: key.arn.clone(),
+                resource_account: Some(key.account.clone()),
+                resource_policy: Some(Arc::from(key.policy.as_str())),
+                resource_policy_kind: ResourcePolicyKind::KeyPolicy,
+                resource_tags: key.tags.clone(),
+            }],
+            context: vec![
+                (
+                    "kms:EncryptionContext:aws:cloudtrail:arn".to_string(),
+                    vec![check.trail_arn.clone()],
+                ),
+                (
+                    "kms:EncryptionContextKeys".to_string(),
+                    vec!["aws:cloudtrail:arn".to_string()],
+                ),
+                ("aws:SourceArn".to_string(), vec![check.trail_arn.clone()]),
+                ("aws:SourceAccount".to_string(), vec![check.account.clone()]),
+            ],
+            always_allowed: false,
+        };
+        self.authorizer
+            .authorize(&ctx, &authorization, false)
+            .await
+            .map_err(|_| KmsKeyError::InsufficientPolicy)?;
+        Ok(key.arn)
     }
 }
 

@@ -19,6 +19,8 @@
 //! - [`store`]: the [`Store`] and [`Snapshot`] traits.
 //! - [`batch`]: [`WriteBatch`] and its preconditions.
 //! - [`redb_adapter`]: [`RedbStore`], the embedded backend with its committer thread.
+//! - [`postgres`]: [`PgStore`], the PostgreSQL backend for several nodes sharing one database, with
+//!   cross-node cache invalidation through `LISTEN`/`NOTIFY`.
 //! - [`keys`]: an order-preserving encoding of tuples into keys, for range scans by prefix.
 //! - [`blob`]: [`BlobStore`] for large objects streamed in bounded memory, and [`FsBlobStore`].
 //! - [`seal`]: [`MasterKey`], which seals secrets (AES-256-GCM) before they reach any store.
@@ -32,6 +34,7 @@ pub mod batch;
 pub mod blob;
 pub mod error;
 pub mod keys;
+pub mod postgres;
 pub mod redb_adapter;
 pub mod seal;
 pub mod store;
@@ -42,6 +45,7 @@ pub mod conformance;
 pub use batch::{Expected, Precondition, WriteBatch, WriteOp};
 pub use blob::{BlobError, BlobRead, BlobStore, ByteStream, FsBlobStore};
 pub use error::{CommitError, StoreError};
+pub use postgres::{PgOptions, PgStore};
 pub use redb_adapter::{CommitStats, RedbStore};
 pub use seal::{MasterKey, MasterKeyError, SealError};
 pub use store::{Rows, Snapshot, Store};

@@ -313,6 +313,19 @@ impl Snapshot for RedbSnapshot {
     ) -> Result<Rows, StoreError> {
         read_scan(&self.txn, table, start, end, limit, reverse)
     }
+
+    async fn tables(&self) -> Result<Vec<String>, StoreError> {
+        let mut names = Vec::new();
+        for handle in self.txn.list_tables().map_err(StoreError::backend)? {
+            let name = redb::TableHandle::name(&handle).to_string();
+            let table = self.txn.open_table(definition(&name)).map_err(StoreError::backend)?;
+            if !redb::ReadableTableMetadata::is_empty(&table).map_err(StoreError::backend)? {
+                names.push(name);
+            }
+        }
+        names.sort_unstable();
+        Ok(names)
+    }
 }
 
 /// The committer thread: drains the channel into groups until it is closed.

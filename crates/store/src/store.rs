@@ -99,4 +99,14 @@ pub trait Snapshot: Send + Sync {
         limit: usize,
         reverse: bool,
     ) -> Result<Rows, StoreError>;
+
+    /// The names of the tables that hold at least one row at the snapshot's point in time, sorted.
+    ///
+    /// Backups walk every table through this; a backend that cannot list tables says so rather
+    /// than producing an incomplete backup.
+    async fn tables(&self) -> Result<Vec<String>, StoreError> {
+        Err(StoreError::Backend(
+            "this store backend cannot list its tables".to_string(),
+        ))
+    }
 }

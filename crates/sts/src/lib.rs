@@ -11,15 +11,23 @@
 //! same code decides same-account and cross-account trust. Session policies travel in the token and
 //! the authorizer intersects them with the role's (or the federating user's) policies.
 //!
+//! Federation: [`webid`] verifies OpenID Connect tokens and [`saml`] SAML 2.0 responses (XML
+//! signatures by [`xmldsig`] over the exclusive canonicalization of [`c14n`]); both evaluate the
+//! role's trust policy for the provider as a federated principal.
+//!
 //! IAM facts (roles, MFA devices, identity providers, managed policies) come through the
 //! [`IdentityDirectory`] trait; [`IamDirectory`] implements it over IAM's tables.
 
+pub mod c14n;
 pub mod directory;
+pub mod imds;
 pub mod input;
 pub mod keyid;
 pub mod message;
+pub mod saml;
 pub mod token;
 pub mod webid;
+pub mod xmldsig;
 
 #[cfg(test)]
 mod tests;
@@ -98,6 +106,24 @@ pub static OPERATIONS: &[OperationSpec] = &[
         resource: "{RoleArn}",
         read_only: true,
         condition_keys: &["sts:RoleSessionName"],
+    },
+    OperationSpec {
+        name: "AssumeRoleWithSAML",
+        action: "sts:AssumeRoleWithSAML",
+        resource: "{RoleArn}",
+        read_only: true,
+        condition_keys: &[
+            "saml:aud",
+            "saml:doc",
+            "saml:iss",
+            "saml:namequalifier",
+            "saml:sub",
+            "saml:sub_type",
+            "sts:RoleSessionName",
+            "sts:SourceIdentity",
+            "aws:RequestTag/${TagKey}",
+            "aws:TagKeys",
+        ],
     },
 ];
 
@@ -346,7 +372,7 @@ impl Service for Sts {
             }
             // The caller of these is the external identity, whose trust is evaluated in `execute`
             // against the provider; the request itself needs no IAM permission (AWS accepts it unsigned).
-            "AssumeRoleWithWebIdentity" => Ok(Authorization {
+            "AssumeRoleWithWebIdentity" | "AssumeRoleWithSAML" => Ok(Authorization {
                 always_allowed: true,
                 ..Default::default()
             }),
@@ -373,6 +399,7 @@ impl Service for Sts {
             "GetAccessKeyInfo" => self.get_access_key_info(call).await,
             "DecodeAuthorizationMessage" => self.decode_authorization_message(call),
             "AssumeRoleWithWebIdentity" => self.assume_role_with_web_identity(call).await,
+            "AssumeRoleWithSAML" => self.assume_role_with_saml(call).await,
             other => Err(AwsError::new(
                 "InvalidAction",
                 400,

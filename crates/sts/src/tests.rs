@@ -20,6 +20,10 @@ const NOW: i64 = 1_700_000_000;
 const USER_ID: &str = "AIDAEXAMPLEUSER00001";
 const SERIAL: &str = "arn:aws:iam::123456789012:mfa/alice";
 const SEED: &[u8] = b"12345678901234567890";
+/// The SAML provider of the fixtures in `saml/testdata` (signed by signxml).
+const SAML_PROVIDER: &str = "arn:aws:iam::123456789012:saml-provider/TestIdp";
+/// The fixtures' IssueInstant.
+const SAML_ISSUED: i64 = 1_795_934_239;
 
 #[derive(Default)]
 struct FakeDirectory {
@@ -47,8 +51,11 @@ impl IdentityDirectory for FakeDirectory {
     async fn oidc_provider(&self, _account: &str, _issuer: &str) -> Result<Option<OidcProvider>, AwsError> {
         Ok(None)
     }
-    async fn saml_provider(&self, _arn: &str) -> Result<Option<SamlProvider>, AwsError> {
-        Ok(None)
+    async fn saml_provider(&self, arn: &str) -> Result<Option<SamlProvider>, AwsError> {
+        Ok((arn == SAML_PROVIDER).then(|| SamlProvider {
+            arn: arn.into(),
+            metadata: include_str!("saml/testdata/metadata.xml").into(),
+        }))
     }
     async fn managed_policy_document(&self, _account: &str, arn: &str) -> Result<Option<String>, AwsError> {
         Ok((arn == "arn:aws:iam::aws:policy/ReadOnlyAccess").then(|| {
@@ -117,6 +124,26 @@ fn env() -> Env {
             ACCOUNT,
             "Nobody",
             &trust_for("arn:aws:iam::999999999999:root", json!({})),
+            3600,
+        ),
+        role(
+            ACCOUNT,
+            "SamlRole",
+            &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Federated": SAML_PROVIDER},
+                "Action": ["sts:AssumeRoleWithSAML", "sts:TagSession", "sts:SetSourceIdentity"],
+                "Condition": {"StringEquals": {"SAML:aud": "https://signin.aws.amazon.com/saml",
+                    "saml:doc": "123456789012/TestIdp", "saml:sub_type": "persistent"},
+                    "ForAnyValue:StringEquals": {"saml:edupersonaffiliation": "staff"}}}]})
+            .to_string(),
+            3600,
+        ),
+        role(
+            ACCOUNT,
+            "Ec2Role",
+            &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+            .to_string(),
             3600,
         ),
         role(
@@ -586,4 +613,147 @@ async fn caller_identity_needs_no_permission() {
         out,
         json!({"UserId": USER_ID, "Account": ACCOUNT, "Arn": format!("arn:aws:iam::{ACCOUNT}:user/alice")})
     );
+}
+
+#[tokio::test]
+async fn assume_role_with_saml_verifies_the_response_and_the_trust_policy() {
+    use base64::Engine;
+    let env = env();
+    let assertion =
+        base64::engine::general_purpose::STANDARD.encode(include_str!("saml/testdata/assertion_signed.xml"));
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/SamlRole");
+    let input = json!({"RoleArn": role_arn, "PrincipalArn": SAML_PROVIDER, "SAMLAssertion": assertion,
+        "DurationSeconds": 900});
+    let out = env
+        .call_at(
+            Principal::anonymous(),
+            "AssumeRoleWithSAML",
+            input.clone(),
+            SAML_ISSUED + 5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out["AssumedRoleUser"]["Arn"],
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/SamlRole/alice@example.test")
+    );
+    assert_eq!(out["Subject"], "alice");
+    assert_eq!(out["SubjectType"], "persistent");
+    assert_eq!(out["Issuer"], "https://idp.example.test/saml");
+    assert_eq!(out["Audience"], "https://signin.aws.amazon.com/saml");
+    assert_eq!(out["SourceIdentity"], "alice");
+    assert_eq!(
+        out["NameQualifier"],
+        crate::saml::name_qualifier("https://idp.example.test/saml", ACCOUNT, "TestIdp")
+    );
+    assert!(out["PackedPolicySize"].as_i64().is_some());
+    assert_eq!(out["Credentials"]["Expiration"], SAML_ISSUED + 5 + 900);
+    let session = env.session(&out, SAML_ISSUED + 5).await.unwrap();
+    let info = session.session.unwrap();
+    assert_eq!(info.tags, vec![("team".to_string(), "blue".to_string())]);
+    assert_eq!(info.source_identity.as_deref(), Some("alice"));
+    assert_eq!(info.federated_provider.as_deref(), Some(SAML_PROVIDER));
+    assert_eq!(info.issuer_operation, "AssumeRoleWithSAML");
+
+    // A role the assertion does not name, an unknown provider, a role over its maximum duration,
+    // an expired response and a malformed session policy.
+    let mut other = input.clone();
+    other["RoleArn"] = json!(format!("arn:aws:iam::{ACCOUNT}:role/Reader"));
+    let mut unknown = input.clone();
+    unknown["PrincipalArn"] = json!(format!("arn:aws:iam::{ACCOUNT}:saml-provider/Nope"));
+    let mut too_long = input.clone();
+    too_long["DurationSeconds"] = json!(7200);
+    let mut bad_policy = input.clone();
+    bad_policy["Policy"] = json!("{\"Statement\": 5}");
+    for (input, time, code) in [
+        (other, SAML_ISSUED, "AccessDenied"),
+        (unknown, SAML_ISSUED, "InvalidIdentityToken"),
+        (too_long, SAML_ISSUED, "ValidationError"),
+        (input.clone(), SAML_ISSUED + 3600, "ExpiredTokenException"),
+        (bad_policy, SAML_ISSUED, "MalformedPolicyDocument"),
+    ] {
+        let err = env
+            .call_at(Principal::anonymous(), "AssumeRoleWithSAML", input, time)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, code);
+    }
+}
+
+#[tokio::test]
+async fn instance_metadata_serves_ec2_role_credentials_to_token_holders() {
+    use crate::imds::Imds;
+    let env = env();
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::from_unix_timestamp(NOW).unwrap()));
+    let imds = Imds::new(env.sts.clone(), "Ec2Role", ACCOUNT, clock.clone());
+    let header = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    let path = "/latest/meta-data/iam/security-credentials/";
+
+    // IMDSv1 (no token), bad TTLs and forged tokens are refused.
+    assert_eq!(imds.handle("GET", path, &[]).await.status, 401);
+    assert_eq!(imds.handle("PUT", "/latest/api/token", &[]).await.status, 400);
+    let ttl = "X-aws-ec2-metadata-token-ttl-seconds";
+    assert_eq!(
+        imds.handle("PUT", "/latest/api/token", &header(ttl, "21601"))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        imds.handle("GET", path, &header("X-aws-ec2-metadata-token", "forged"))
+            .await
+            .status,
+        401
+    );
+
+    let token = imds.handle("PUT", "/latest/api/token", &header(ttl, "60")).await;
+    assert_eq!(token.status, 200);
+    let with_token = header("x-aws-ec2-metadata-token", &token.body);
+    let listing = imds.handle("GET", path, &with_token).await;
+    assert_eq!((listing.status, listing.body.as_str()), (200, "Ec2Role"));
+    let document = imds.handle("GET", &format!("{path}Ec2Role"), &with_token).await;
+    assert_eq!(document.status, 200);
+    let document: Value = serde_json::from_str(&document.body).unwrap();
+    assert_eq!(document["Code"], "Success");
+    assert_eq!(document["Type"], "AWS-HMAC");
+    let resolved = env
+        .sts
+        .resolve(
+            document["AccessKeyId"].as_str().unwrap(),
+            document["Token"].as_str().unwrap(),
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resolved.principal.arn,
+        format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/Ec2Role/{}",
+            crate::imds::INSTANCE_ID
+        )
+    );
+    assert_eq!(
+        imds.handle("GET", &format!("{path}Other"), &with_token).await.status,
+        404
+    );
+
+    // The token expires with its TTL.
+    clock.advance(time::Duration::seconds(61));
+    assert_eq!(imds.handle("GET", path, &with_token).await.status, 401);
+
+    // A role EC2 may not assume yields an error document, as on EC2.
+    let untrusted = Imds::new(env.sts.clone(), "Reader", ACCOUNT, clock.clone());
+    let token = untrusted
+        .handle("PUT", "/latest/api/token", &header(ttl, "60"))
+        .await
+        .body;
+    let answer = untrusted
+        .handle(
+            "GET",
+            &format!("{path}Reader"),
+            &header("X-aws-ec2-metadata-token", &token),
+        )
+        .await;
+    let answer: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(answer["Code"], "AssumeRoleUnauthorizedAccess");
 }

@@ -332,3 +332,56 @@ fn glob_table() {
         assert_eq!(Glob::new(glob).matches(text.as_bytes()), *want, "{glob} on {text}");
     }
 }
+
+/// `IS NULL`, `NOT EXISTS` and presence tests as the CloudWatch Logs "filter and pattern syntax"
+/// page describes them: `IS NULL` matches only a JSON `null`, `NOT EXISTS` only an absent path
+/// (a present `null`, object or array exists), `= *` is how presence is written, and the page's
+/// unsupported `EXISTS` and `IS NOT` are rejected rather than guessed at.
+#[test]
+fn presence_selectors_follow_the_docs() {
+    let cases: &[(&str, &str, bool)] = &[
+        ("{ $.a IS NULL }", r#"{"a":null}"#, true),
+        ("{ $.a IS NULL }", r#"{"a":"null"}"#, false),
+        ("{ $.a IS NULL }", r#"{"b":1}"#, false),
+        ("{ $.a IS NULL }", r#"{"a":{}}"#, false),
+        ("{ $.a.b IS NULL }", r#"{"a":{"b":null}}"#, true),
+        ("{ $.a[1] IS NULL }", r#"{"a":[1,null]}"#, true),
+        ("{ $.a NOT EXISTS }", r#"{"b":1}"#, true),
+        ("{ $.a NOT EXISTS }", r#"{"a":null}"#, false),
+        ("{ $.a NOT EXISTS }", r#"{"a":{"x":1}}"#, false),
+        ("{ $.a NOT EXISTS }", r#"{"a":[]}"#, false),
+        ("{ $.a.b NOT EXISTS }", r#"{"a":"text"}"#, true),
+        ("{ $.a.b NOT EXISTS }", r#"{"a":{"c":1}}"#, true),
+        ("{ $.a[2] NOT EXISTS }", r#"{"a":[1,2]}"#, true),
+        ("{ $.a[1] NOT EXISTS }", r#"{"a":[1,2]}"#, false),
+        ("{ $.a NOT EXISTS }", "not json", false),
+        ("{ $.a = * }", r#"{"a":"x"}"#, true),
+        ("{ $.a = * }", r#"{"a":3}"#, true),
+        ("{ $.a = * }", r#"{"b":3}"#, false),
+        ("{ $.a = * }", r#"{"a":{"x":1}}"#, false),
+        ("{ $.a IS NULL || $.a NOT EXISTS }", r#"{"a":null}"#, true),
+        ("{ $.a IS NULL || $.a NOT EXISTS }", r#"{}"#, true),
+        ("{ $.a IS NULL || $.a NOT EXISTS }", r#"{"a":0}"#, false),
+        ("{ ($.a NOT EXISTS) && ($.b IS NULL) }", r#"{"b":null}"#, true),
+        (
+            r#"{ $.userIdentity.invokedBy NOT EXISTS && $.userIdentity.type = "Root" }"#,
+            r#"{"userIdentity":{"type":"Root","invokedBy":"cloudtrail.amazonaws.com"}}"#,
+            false,
+        ),
+    ];
+    for (pattern, message, want) in cases {
+        let compiled = FilterPattern::parse(pattern).unwrap_or_else(|e| panic!("{pattern}: {e:?}"));
+        assert_eq!(compiled.matches(message), *want, "{pattern} on {message}");
+    }
+    for rejected in [
+        "{ $.a EXISTS }",
+        "{ $.a IS NOT NULL }",
+        "{ $.a IS NOT EXISTS }",
+        "{ $.a NOT NULL }",
+        "{ $.a IS }",
+        "{ $.a NOT }",
+        "{ $.a IS NULL NULL }",
+    ] {
+        assert!(FilterPattern::parse(rejected).is_err(), "{rejected} must be rejected");
+    }
+}

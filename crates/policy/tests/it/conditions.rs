@@ -398,10 +398,11 @@ fn policy_variables_in_conditions() {
             &["s3:prefix=x"],
             false,
         ),
+        // An unresolvable variable invalidates the statement even under a negated operator (issue 3).
         (
             r#"{"StringNotEquals":{"s3:prefix":"${aws:PrincipalTag/team}"}}"#,
             &["s3:prefix=x"],
-            true,
+            false,
         ),
         (r#"{"StringEquals":{"s3:prefix":"a${*}b"}}"#, &["s3:prefix=a*b"], true),
         (r#"{"StringLike":{"s3:prefix":"a${*}b"}}"#, &["s3:prefix=axb"], false),

@@ -2,6 +2,7 @@
 
 mod bench_set;
 mod conditions;
+mod differential;
 mod evaluation;
 mod parsing;
 mod props;

@@ -5,7 +5,7 @@ use super::util::{self, now_ms, owner, timestamp, update_bucket};
 use crate::access::{is_public_policy, validate_bucket_policy};
 use crate::engine::{Inner, internal};
 use crate::frontend::{current, error};
-use crate::meta::{self, BucketEncryption, BucketRecord, PublicAccessBlock};
+use crate::meta::{self, BucketEncryption, BucketLogging, BucketRecord, PublicAccessBlock};
 use crate::names::bucket_name_problem;
 use citadel_store::{CommitError, WriteBatch};
 use s3s::dto::*;
@@ -105,6 +105,7 @@ pub async fn create_bucket(
         versioning: None,
         version_seq: 0,
         tags: Vec::new(),
+        logging: None,
     };
     state.audit.lock().owner = Some(account.clone());
     let key = meta::bucket_key(&bucket);
@@ -535,4 +536,76 @@ pub fn acl_of(account: &str) -> GetBucketAclOutput {
         grants: Some(vec![grant]),
         owner: Some(owner(account)),
     }
+}
+/// PutBucketLogging: enables server access logging into a target bucket of the same owner and
+/// region whose policy admits the logging service, or disables it (an empty `BucketLoggingStatus`).
+pub async fn put_bucket_logging(
+    inner: &Inner,
+    req: S3Request<PutBucketLoggingInput>,
+) -> S3Result<S3Response<PutBucketLoggingOutput>> {
+    let state = current()?;
+    let bucket = req.input.bucket;
+    let (source, _) = inner.require_bucket(&bucket).await?;
+    let logging = match req.input.bucket_logging_status.logging_enabled {
+        None => None,
+        Some(enabled) => {
+            let target_bucket = enabled.target_bucket;
+            let target_prefix = enabled.target_prefix;
+            let invalid = |message: &str| error(S3ErrorCode::InvalidTargetBucketForLogging, 400, message);
+            let Some((target, _)) = inner.bucket(&target_bucket).await? else {
+                return Err(invalid("The target bucket for logging does not exist"));
+            };
+            if target.owner != source.owner {
+                return Err(invalid(
+                    "The owner for the bucket to be logged and the target bucket must be the same.",
+                ));
+            }
+            if target.region != source.region {
+                return Err(error(
+                    S3ErrorCode::CrossLocationLoggingProhibited,
+                    403,
+                    "Cross S3 location logging not allowed. ",
+                ));
+            }
+            if enabled.target_grants.as_ref().is_some_and(|g| !g.is_empty()) {
+                return Err(invalid(
+                    "Target grants are not supported for a target bucket that uses the bucket owner enforced setting for Object Ownership.",
+                ));
+            }
+            if !inner
+                .logging_service_may_write(&state, &source, &target, &target_prefix)
+                .await
+            {
+                return Err(invalid(
+                    "The target bucket's policy must allow s3:PutObject to the logging service principal logging.s3.amazonaws.com",
+                ));
+            }
+            Some(BucketLogging {
+                target_bucket,
+                target_prefix,
+            })
+        }
+    };
+    update_bucket(inner, &state, &bucket, |record| {
+        record.logging = logging.clone();
+        Ok(())
+    })
+    .await?;
+    Ok(S3Response::new(PutBucketLoggingOutput {}))
+}
+
+/// GetBucketLogging: an empty `BucketLoggingStatus` when logging is off.
+pub async fn get_bucket_logging(
+    inner: &Inner,
+    req: S3Request<GetBucketLoggingInput>,
+) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+    let (record, _) = inner.require_bucket(&req.input.bucket).await?;
+    Ok(S3Response::new(GetBucketLoggingOutput {
+        logging_enabled: record.logging.map(|l| LoggingEnabled {
+            target_bucket: l.target_bucket,
+            target_prefix: l.target_prefix,
+            target_grants: None,
+            target_object_key_format: None,
+        }),
+    }))
 }

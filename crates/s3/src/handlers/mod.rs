@@ -155,8 +155,24 @@ impl S3 for Handlers {
         bucket::get_bucket_acl(&self.inner, req).await
     }
 
+    async fn put_bucket_logging(
+        &self,
+        req: S3Request<PutBucketLoggingInput>,
+    ) -> S3Result<S3Response<PutBucketLoggingOutput>> {
+        bucket::put_bucket_logging(&self.inner, req).await
+    }
+
+    async fn get_bucket_logging(
+        &self,
+        req: S3Request<GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+        bucket::get_bucket_logging(&self.inner, req).await
+    }
+
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-        object::put_object(&self.inner, req).await
+        let mut response = object::put_object(&self.inner, req).await?;
+        crate::post_form::add_response_headers(&mut response);
+        Ok(response)
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {

@@ -665,18 +665,18 @@ pub async fn list_multipart_uploads(
         if input.key_marker.as_deref().is_some_and(|m| upload.key.as_str() <= m) {
             continue;
         }
-        if let Some(d) = &delimiter {
-            if let Some(at) = upload.key[prefix.len()..].find(d.as_str()) {
-                let common = upload.key[..prefix.len() + at + d.len()].to_string();
-                if !prefixes.contains(&common) {
-                    if uploads.len() + prefixes.len() >= max {
-                        truncated = true;
-                        break;
-                    }
-                    prefixes.push(common);
+        if let Some(d) = &delimiter
+            && let Some(at) = upload.key[prefix.len()..].find(d.as_str())
+        {
+            let common = upload.key[..prefix.len() + at + d.len()].to_string();
+            if !prefixes.contains(&common) {
+                if uploads.len() + prefixes.len() >= max {
+                    truncated = true;
+                    break;
                 }
-                continue;
+                prefixes.push(common);
             }
+            continue;
         }
         if uploads.len() + prefixes.len() >= max {
             truncated = true;

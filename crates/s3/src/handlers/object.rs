@@ -151,13 +151,12 @@ pub fn requested_checksum(
             return Ok(Some((candidate, Some(value.to_string()))));
         }
     }
-    if let Some(trailer) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
-        if let Some(found) = Algorithm::ALL
+    if let Some(trailer) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok())
+        && let Some(found) = Algorithm::ALL
             .into_iter()
             .find(|a| trailer.trim().eq_ignore_ascii_case(a.header()))
-        {
-            return Ok(Some((found, None)));
-        }
+    {
+        return Ok(Some((found, None)));
     }
     let named = algorithm.or_else(|| {
         headers
@@ -229,17 +228,17 @@ pub fn verify_digests(
             "The Content-MD5 you specified did not match what we received.",
         ));
     }
-    if let (Some((algorithm, _)), Some(want)) = (requested, expected) {
-        if checksum != Some(want) {
-            return Err(error(
-                S3ErrorCode::BadDigest,
-                400,
-                format!(
-                    "The {} you specified did not match the calculated checksum.",
-                    algorithm.name()
-                ),
-            ));
-        }
+    if let (Some((algorithm, _)), Some(want)) = (requested, expected)
+        && checksum != Some(want)
+    {
+        return Err(error(
+            S3ErrorCode::BadDigest,
+            400,
+            format!(
+                "The {} you specified did not match the calculated checksum.",
+                algorithm.name()
+            ),
+        ));
     }
     Ok(())
 }
@@ -492,10 +491,10 @@ pub async fn put_object(inner: &Inner, req: S3Request<PutObjectInput>) -> S3Resu
 
 /// Calls `set` with the stored checksum's algorithm and value.
 pub fn set_checksum_fields(checksum: &Option<StoredChecksum>, mut set: impl FnMut(Algorithm, String)) {
-    if let Some(c) = checksum {
-        if let Some(algorithm) = Algorithm::parse(&c.algorithm) {
-            set(algorithm, c.value.clone());
-        }
+    if let Some(c) = checksum
+        && let Some(algorithm) = Algorithm::parse(&c.algorithm)
+    {
+        set(algorithm, c.value.clone());
     }
 }
 
@@ -519,14 +518,14 @@ pub async fn find_version(inner: &Inner, bucket: &str, key: &str, version_id: Op
             raw,
         }));
     };
-    if let Some((record, raw)) = current {
-        if record.version_id == version_id {
-            return Ok(Some(Found {
-                record,
-                version_row: None,
-                raw,
-            }));
-        }
+    if let Some((record, raw)) = current
+        && record.version_id == version_id
+    {
+        return Ok(Some(Found {
+            record,
+            version_row: None,
+            raw,
+        }));
     }
     let prefix = meta::version_prefix_of(bucket, key);
     let end = prefix_end(&prefix);
@@ -536,14 +535,15 @@ pub async fn find_version(inner: &Inner, bucket: &str, key: &str, version_id: Op
         .await
         .map_err(internal)?;
     for (row_key, raw) in rows {
-        if let Some(record) = meta::decode::<ObjectRecord>(&raw) {
-            if record.version_id == version_id && record.key == key {
-                return Ok(Some(Found {
-                    record,
-                    version_row: Some(row_key),
-                    raw,
-                }));
-            }
+        if let Some(record) = meta::decode::<ObjectRecord>(&raw)
+            && record.version_id == version_id
+            && record.key == key
+        {
+            return Ok(Some(Found {
+                record,
+                version_row: Some(row_key),
+                raw,
+            }));
         }
     }
     Ok(None)
