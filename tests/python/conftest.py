@@ -27,9 +27,9 @@ def citadel_binary():
 class CitadelServer:
     """One server process on a free port with its own data directory."""
 
-    def __init__(self, *extra_args, env=None):
+    def __init__(self, *extra_args, env=None, data_dir=None):
         self.dir = tempfile.mkdtemp(prefix="citadel-py-")
-        self.data_dir = os.path.join(self.dir, "data")
+        self.data_dir = data_dir or os.path.join(self.dir, "data")
         self.extra_args = list(extra_args)
         self.env = dict(os.environ)
         self.env.update({

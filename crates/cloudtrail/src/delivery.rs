@@ -72,6 +72,7 @@ pub fn spawn_delivery(
     interval: Duration,
     digest_interval: Duration,
     settle: Duration,
+    lease: citadel_core::lease::Lease,
 ) -> tokio::task::JoinHandle<()> {
     let deliverer = Deliverer {
         store,
@@ -86,7 +87,13 @@ pub fn spawn_delivery(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
-            deliverer.run_once().await;
+            // With several nodes on one store, only the lease holder delivers, so each file and
+            // digest is written once; a node that dies stops renewing and another takes over.
+            match lease.acquire().await {
+                Ok(true) => deliverer.run_once().await,
+                Ok(false) => {}
+                Err(err) => tracing::warn!(error = %err, "could not claim the CloudTrail delivery lease"),
+            }
         }
     })
 }

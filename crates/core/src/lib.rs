@@ -17,6 +17,7 @@ pub mod clock;
 pub mod conditions;
 pub mod context;
 pub mod identity;
+pub mod lease;
 pub mod pipeline;
 pub mod principal;
 pub mod random;

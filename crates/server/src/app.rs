@@ -22,6 +22,7 @@ pub struct App {
     pub store: Arc<dyn Store>,
     s3: Arc<citadel_s3::S3Frontend>,
     delivery: tokio::task::JoinHandle<()>,
+    delivery_lease: citadel_core::lease::Lease,
     master: Arc<MasterKey>,
     root: RootCredentials,
     test_api: bool,
@@ -41,8 +42,8 @@ impl App {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
         let master = Arc::new(MasterKey::load_or_create(&args.data_dir).context("loading the master key")?);
-        let store: Arc<dyn Store> =
-            Arc::new(RedbStore::open(&args.data_dir.join("citadel.redb")).context("opening the store")?);
+        let store = open_store(&args.store, &args.data_dir).await?;
+        check_master_key(store.as_ref(), &master).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::with_offset(time::Duration::seconds(
             args.clock_offset_seconds,
         )));
@@ -95,8 +96,9 @@ impl App {
             master.clone(),
             ids.clone(),
         )));
-        let fs_blobs =
-            citadel_store::FsBlobStore::new(&args.data_dir.join("blobs")).context("opening the blob store")?;
+        let blobs_dir = blobs_dir(args.blobs.as_deref(), &args.data_dir)?;
+        let fs_blobs = citadel_store::FsBlobStore::new(&blobs_dir)
+            .with_context(|| format!("opening the blob store in {}", blobs_dir.display()))?;
         let blobs: Arc<dyn citadel_store::BlobStore> = Arc::new(fs_blobs.clone());
         let sse_kms = Arc::new(citadel_kms::KmsDataKeys::new(
             store.clone(),
@@ -136,6 +138,14 @@ impl App {
             citadel_cloudtrail::CloudTrail::new(store.clone(), master.clone(), pipeline.ids().clone(), sink.clone())
                 .with_log_sink(log_sink.clone()),
         ));
+        // Renewed every delivery pass; a dead holder's lease lapses after three missed passes.
+        let delivery_lease = citadel_core::lease::Lease::new(
+            store.clone(),
+            pipeline.clock().clone(),
+            "cloudtrail-delivery",
+            &pipeline.ids().uuid(),
+            (args.trail_delivery_interval * 3).max(std::time::Duration::from_secs(10)),
+        );
         let delivery = citadel_cloudtrail::spawn_delivery(
             store.clone(),
             master.clone(),
@@ -146,12 +156,14 @@ impl App {
             args.trail_delivery_interval,
             args.digest_interval,
             std::time::Duration::from_secs(1),
+            delivery_lease.clone(),
         );
         Ok(Arc::new(Self {
             pipeline,
             store,
             s3,
             delivery,
+            delivery_lease,
             master,
             root,
             test_api: args.test_api,
@@ -424,6 +436,9 @@ impl App {
     pub async fn close(&self) {
         self.s3.flush_access_logs().await;
         self.delivery.abort();
+        if let Err(err) = self.delivery_lease.release().await {
+            tracing::warn!(error = %err, "could not release the delivery lease");
+        }
         if let Err(err) = self.store.close().await {
             tracing::error!(error = %err, "closing the store failed");
         }
@@ -456,9 +471,21 @@ async fn bootstrap_account(
     now: time::OffsetDateTime,
 ) -> anyhow::Result<RootCredentials> {
     let file = data_dir.join(ROOT_CREDENTIALS_FILE);
-    if account::load_account(store, account_id).await?.is_some() {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        return parse_root_credentials(account_id, &text).context("parsing the root credentials file");
+    if let Some(record) = account::load_account(store, account_id).await? {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            return parse_root_credentials(account_id, &text).context("parsing the root credentials file");
+        }
+        // Another node on a shared store created the account: its root key is in the store, sealed
+        // under the master key every node shares. Keep a copy as this node's file too.
+        let root = stored_root_credentials(store, master, &record).await?;
+        write_private(
+            &file,
+            &format!(
+                "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n# account {}\n",
+                root.access_key_id, root.secret_access_key, root.account_id
+            ),
+        )?;
+        return Ok(root);
     }
     let from_env = match (
         std::env::var("CITADEL_ROOT_ACCESS_KEY_ID"),
@@ -468,7 +495,14 @@ async fn bootstrap_account(
         _ => None,
     };
     let generated = from_env.is_none();
-    let root = account::create_account(store, master, ids, account_id, "default", from_env, now).await?;
+    let root = match account::create_account(store, master, ids, account_id, "default", from_env, now).await {
+        Ok(root) => root,
+        // Another node sharing the store created it a moment ago.
+        Err(account::AccountError::Exists(_)) => {
+            return Box::pin(bootstrap_account(store, master, ids, account_id, data_dir, now)).await;
+        }
+        Err(err) => return Err(err.into()),
+    };
     write_private(
         &file,
         &format!(
@@ -491,6 +525,92 @@ async fn bootstrap_account(
         );
     }
     Ok(root)
+}
+
+/// The default account's root credentials as the store holds them.
+async fn stored_root_credentials(
+    store: &dyn Store,
+    master: &MasterKey,
+    record: &account::AccountRecord,
+) -> anyhow::Result<RootCredentials> {
+    let raw = store
+        .get(
+            citadel_core::identity::ACCESS_KEYS,
+            record.root_access_key_id.as_bytes(),
+        )
+        .await?
+        .context("the account's root access key is missing from the store")?;
+    let key: citadel_core::identity::AccessKeyRecord =
+        serde_json::from_slice(&raw).context("reading the root access key")?;
+    let secret = key
+        .secret(master)
+        .context("the root key cannot be unsealed with this master key")?;
+    Ok(RootCredentials {
+        account_id: record.account_id.clone(),
+        access_key_id: record.root_access_key_id.clone(),
+        secret_access_key: String::from_utf8(secret.to_vec()).context("the root secret is not text")?,
+    })
+}
+
+/// Opens the store `--store` names.
+async fn open_store(spec: &str, data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    if spec == "embedded" {
+        return Ok(Arc::new(
+            RedbStore::open(&data_dir.join("citadel.redb")).context("opening the store")?,
+        ));
+    }
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        let store = citadel_store::PgStore::connect(spec)
+            .await
+            .context("connecting to the PostgreSQL store")?;
+        return Ok(Arc::new(store));
+    }
+    anyhow::bail!("--store must be `embedded` or a postgres:// URL, not {spec:?}")
+}
+
+/// The directory `--blobs` names (`file:///path`), or the data directory's.
+fn blobs_dir(spec: Option<&str>, data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    match spec {
+        None => Ok(data_dir.join("blobs")),
+        Some(url) => match url.strip_prefix("file://") {
+            Some(path) if path.starts_with('/') => Ok(std::path::PathBuf::from(path)),
+            _ => anyhow::bail!("--blobs must be a file:///absolute/path URL, not {url:?}"),
+        },
+    }
+}
+
+/// The row that proves which master key a store's secrets are sealed under.
+const MASTER_KEY_CHECK: &[u8] = b"master-key-check";
+const META: &str = "citadel_meta";
+
+/// Refuses to start with a master key other than the one the store's secrets are sealed under:
+/// a second node with its own fresh key would otherwise fail every signature it checks, and
+/// could seal new secrets no other node can read.
+async fn check_master_key(store: &dyn Store, master: &MasterKey) -> anyhow::Result<()> {
+    const PROOF: &[u8] = b"citadel master key check v1";
+    match store.get(META, MASTER_KEY_CHECK).await? {
+        Some(sealed) => {
+            let opened = master.unseal(&sealed, MASTER_KEY_CHECK).map_err(|_| {
+                anyhow::anyhow!(
+                    "the store's secrets are sealed under a different master key: give every node \
+                     the same key (CITADEL_MASTER_KEY, or the same master.key file)"
+                )
+            })?;
+            anyhow::ensure!(opened.as_slice() == PROOF, "the master key check row is damaged");
+            Ok(())
+        }
+        None => {
+            let mut batch = citadel_store::WriteBatch::new();
+            batch.expect(META, MASTER_KEY_CHECK, None);
+            batch.put(META, MASTER_KEY_CHECK, &master.seal(PROOF, MASTER_KEY_CHECK));
+            match store.commit(batch).await {
+                Ok(()) => Ok(()),
+                // Another node wrote it first: check against theirs.
+                Err(citadel_store::CommitError::Conflict { .. }) => Box::pin(check_master_key(store, master)).await,
+                Err(err) => Err(err.into()),
+            }
+        }
+    }
 }
 
 fn parse_root_credentials(account_id: &str, text: &str) -> Option<RootCredentials> {
@@ -632,10 +752,10 @@ fn admin_credentials(data_dir: &Path) -> anyhow::Result<crate::admin_client::Cre
     })
 }
 
-/// `citadel restore DIR`: into a data directory with no store yet.
+/// `citadel restore DIR`: into a data directory with no store yet, or an empty PostgreSQL store.
 pub async fn restore_command(args: crate::config::RestoreArgs) -> anyhow::Result<()> {
     let store_file = args.data_dir.join("citadel.redb");
-    if store_file.exists() {
+    if args.store == "embedded" && store_file.exists() {
         anyhow::bail!(
             "{} already holds a store; restore into a new data directory (then point the server at it)",
             args.data_dir.display()
@@ -643,8 +763,16 @@ pub async fn restore_command(args: crate::config::RestoreArgs) -> anyhow::Result
     }
     crate::backup::read_manifest(&args.dir)?;
     std::fs::create_dir_all(&args.data_dir)?;
-    let store = RedbStore::open(&store_file).context("creating the store")?;
-    let result = crate::backup::restore_backup(&args.dir, &store, &args.data_dir).await;
+    let store = open_store(&args.store, &args.data_dir).await?;
+    let existing = store.snapshot().await?.tables().await?;
+    if !existing.is_empty() {
+        store.close().await?;
+        anyhow::bail!(
+            "the target store is not empty (tables: {}); restore into an empty one",
+            existing.join(", ")
+        );
+    }
+    let result = crate::backup::restore_backup(&args.dir, store.as_ref(), &args.data_dir).await;
     store.close().await?;
     match result {
         Ok(manifest) => {
@@ -652,8 +780,10 @@ pub async fn restore_command(args: crate::config::RestoreArgs) -> anyhow::Result
             Ok(())
         }
         Err(err) => {
-            // Leave no half-restored store behind to be mistaken for a good one.
-            let _ = std::fs::remove_file(&store_file);
+            // Leave no half-restored embedded store behind to be mistaken for a good one.
+            if args.store == "embedded" {
+                let _ = std::fs::remove_file(&store_file);
+            }
             Err(err)
         }
     }

@@ -55,9 +55,13 @@ pub struct BackupArgs {
 pub struct RestoreArgs {
     /// The backup directory.
     pub dir: PathBuf,
-    /// The data directory to restore into; it must hold no store.
+    /// The data directory to restore into (key files, and the store and blobs by default); it must
+    /// hold no store.
     #[arg(long, env = "CITADEL_DATA_DIR", default_value = "./citadel-data")]
     pub data_dir: PathBuf,
+    /// Restore the rows into this store instead: `embedded` or an empty PostgreSQL database URL.
+    #[arg(long, env = "CITADEL_STORE", default_value = "embedded")]
+    pub store: String,
 }
 
 /// `citadel serve` flags.
@@ -69,6 +73,14 @@ pub struct ServeArgs {
     /// Directory for the embedded store, blobs and keys.
     #[arg(long, env = "CITADEL_DATA_DIR", default_value = "./citadel-data")]
     pub data_dir: PathBuf,
+    /// Where state lives: `embedded` (a redb file in the data directory) or a PostgreSQL URL
+    /// (`postgres://USER@HOST:PORT/DB`) that several nodes share.
+    #[arg(long, env = "CITADEL_STORE", default_value = "embedded")]
+    pub store: String,
+    /// Where blobs (object data, log files) live: a `file:///path` directory, which nodes sharing a
+    /// PostgreSQL store must all see. Default: `<data-dir>/blobs`.
+    #[arg(long, env = "CITADEL_BLOBS")]
+    pub blobs: Option<String>,
     /// Default region.
     #[arg(long, env = "CITADEL_REGION", default_value = "us-east-1")]
     pub region: String,
