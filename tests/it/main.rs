@@ -2,6 +2,7 @@
 //!
 //! One test binary (so the 2-core CI links once); each module is one area.
 
+mod blobs_s3;
 mod cloudtrail;
 mod foundation;
 mod harness;

@@ -8,13 +8,13 @@ digests exists within seconds.
 import datetime
 import gzip
 import json
-import time
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import ACCOUNT_ID, CitadelServer
+from helpers import bucket_for_trails, error_code, wait_for
 
 REGION = "us-east-1"
 
@@ -24,44 +24,6 @@ def ct_server():
     s = CitadelServer("--test-api", "--trail-delivery-interval", "2s", "--digest-interval", "6s")
     yield s
     s.close()
-
-
-def error_code(excinfo):
-    return excinfo.value.response["Error"]["Code"]
-
-
-def cloudtrail_policy(bucket, prefix=None):
-    path = f"{prefix}/AWSLogs/{ACCOUNT_ID}/*" if prefix else f"AWSLogs/{ACCOUNT_ID}/*"
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "AWSCloudTrailAclCheck", "Effect": "Allow",
-             "Principal": {"Service": "cloudtrail.amazonaws.com"},
-             "Action": "s3:GetBucketAcl", "Resource": f"arn:aws:s3:::{bucket}"},
-            {"Sid": "AWSCloudTrailWrite", "Effect": "Allow",
-             "Principal": {"Service": "cloudtrail.amazonaws.com"},
-             "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/{path}",
-             "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}},
-        ],
-    })
-
-
-def new_bucket(s3, prefix=None, policy=True):
-    bucket = f"ct-{uuid.uuid4().hex[:16]}"
-    s3.create_bucket(Bucket=bucket)
-    if policy:
-        s3.put_bucket_policy(Bucket=bucket, Policy=cloudtrail_policy(bucket, prefix))
-    return bucket
-
-
-def wait_for(predicate, timeout=60, step=1.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not reached in time")
 
 
 def keys_under(s3, bucket, prefix):
@@ -80,11 +42,11 @@ def test_create_trail_errors(ct_server):
     with pytest.raises(ClientError) as e:
         ct.create_trail(Name="t-missing", S3BucketName=f"no-such-{uuid.uuid4().hex[:10]}")
     assert error_code(e) == "S3BucketDoesNotExistException"
-    bare = new_bucket(s3, policy=False)
+    bare = bucket_for_trails(s3, policy=False)
     with pytest.raises(ClientError) as e:
         ct.create_trail(Name="t-nopolicy", S3BucketName=bare)
     assert error_code(e) == "InsufficientS3BucketPolicyException"
-    bucket = new_bucket(s3)
+    bucket = bucket_for_trails(s3)
     with pytest.raises(ClientError) as e:
         ct.create_trail(Name="-bad-", S3BucketName=bucket)
     assert error_code(e) == "InvalidTrailNameException"
@@ -101,7 +63,7 @@ def test_create_trail_errors(ct_server):
 def test_trail_lifecycle(ct_server):
     ct = ct_server.client("cloudtrail")
     s3 = ct_server.client("s3")
-    bucket = new_bucket(s3, prefix="pfx")
+    bucket = bucket_for_trails(s3, log_prefix="pfx")
     name = f"life-{uuid.uuid4().hex[:8]}"
     created = ct.create_trail(Name=name, S3BucketName=bucket, S3KeyPrefix="pfx", EnableLogFileValidation=True,
                               TagsList=[{"Key": "team", "Value": "sec"}])
@@ -230,7 +192,7 @@ def test_delivery_and_validate_logs(ct_server):
     ct = ct_server.client("cloudtrail")
     s3 = ct_server.client("s3")
     iam = ct_server.client("iam")
-    bucket = new_bucket(s3, prefix="logs")
+    bucket = bucket_for_trails(s3, log_prefix="logs")
     name = f"valid-{uuid.uuid4().hex[:8]}"
     start = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     ct.create_trail(Name=name, S3BucketName=bucket, S3KeyPrefix="logs", EnableLogFileValidation=True)

@@ -7,12 +7,12 @@ The server delivers every 2 s, so each wait below is a few seconds.
 
 import json
 import time
-import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import ACCOUNT_ID, CitadelServer
+from helpers import bucket_for_trails, error_code, unique, wait_for
 
 REGION = "us-east-1"
 STREAM = f"{ACCOUNT_ID}_CloudTrail_{REGION}"
@@ -26,36 +26,6 @@ def cwl_server():
     s = CitadelServer("--test-api", "--trail-delivery-interval", "2s", "--digest-interval", "60s")
     yield s
     s.close()
-
-
-def unique(prefix):
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def error_code(excinfo):
-    return excinfo.value.response["Error"]["Code"]
-
-
-def wait_for(predicate, timeout=60, step=1.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not reached in time")
-
-
-def bucket_for_trails(s3):
-    bucket = unique("ct-cwl")
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-         "Action": "s3:GetBucketAcl", "Resource": f"arn:aws:s3:::{bucket}"},
-        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/AWSLogs/{ACCOUNT_ID}/*",
-         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}}]}))
-    return bucket
 
 
 def delivery_role(iam, group_arn, trust=TRUST, allow_logs=True):
@@ -146,12 +116,12 @@ def test_records_reach_logs_and_cis_alarms_fire(cwl_server):
     def found(pattern):
         return logs.filter_log_events(logGroupName=group_name, filterPattern=pattern)["events"]
 
-    # Matched on the event name; the user is looked for in the message, because Citadel's
-    # requestParameters use the model's member names (UserName) where AWS writes userName.
-    created = wait_for(lambda: [ev for ev in found("{ ($.eventName = CreateUser) }") if user in ev["message"]])
+    # Matched as CIS and detection rules do, on the event name and on AWS's parameter names.
+    created = wait_for(lambda: found(f'{{ ($.eventName = CreateUser) && ($.requestParameters.userName = "{user}") }}'))
     assert created[0]["logStreamName"] == STREAM
     record = json.loads(created[0]["message"])
     assert record["eventSource"] == "iam.amazonaws.com"
+    assert record["requestParameters"] == {"userName": user}
     event_time = time.mktime(time.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     assert created[0]["timestamp"] == int(event_time) * 1000
     denied = wait_for(lambda: found(UNAUTHORIZED))

@@ -5,13 +5,13 @@ the key and its policy, log files (not digests) are `aws:kms` objects under that
 
 import gzip
 import json
-import time
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import ACCOUNT_ID, CitadelServer
+from helpers import bucket_for_trails, error_code, unique, wait_for
 
 REGION = "us-east-1"
 
@@ -21,24 +21,6 @@ def kms_server():
     s = CitadelServer("--test-api", "--trail-delivery-interval", "2s", "--digest-interval", "4s")
     yield s
     s.close()
-
-
-def unique(prefix):
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def error_code(excinfo):
-    return excinfo.value.response["Error"]["Code"]
-
-
-def wait_for(predicate, timeout=60, step=1.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not reached in time")
 
 
 def key_policy(allow_cloudtrail):
@@ -52,18 +34,6 @@ def key_policy(allow_cloudtrail):
             "Condition": {"StringLike": {
                 "kms:EncryptionContext:aws:cloudtrail:arn": f"arn:aws:cloudtrail:*:{ACCOUNT_ID}:trail/*"}}})
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
-
-
-def bucket_for_trails(s3):
-    bucket = unique("ct-kms")
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-         "Action": "s3:GetBucketAcl", "Resource": f"arn:aws:s3:::{bucket}"},
-        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/AWSLogs/{ACCOUNT_ID}/*",
-         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}}]}))
-    return bucket
 
 
 def reader(server, iam, bucket, key_arn, decrypt):

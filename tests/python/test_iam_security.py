@@ -293,8 +293,9 @@ def test_server_certificate_private_key_stays_out_of_the_data_dir_and_cloudtrail
     events = server.client("cloudtrail").lookup_events(
         LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "UploadServerCertificate"}])["Events"]
     records = [json.loads(e["CloudTrailEvent"]) for e in events]
-    mine = [r for r in records if r["requestParameters"].get("serverCertificateName", r["requestParameters"]
-                                                             .get("ServerCertificateName")) == name]
+    mine = [r for r in records if r["requestParameters"]["serverCertificateName"] == name]
     assert mine, records
     assert "PRIVATE KEY" not in json.dumps(mine)
+    assert "privateKey" not in mine[0]["requestParameters"]
+    assert mine[0]["requestParameters"]["certificateBody"].startswith("-----BEGIN CERTIFICATE-----")
     iam.delete_server_certificate(ServerCertificateName=name)

@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import CitadelServer
-from test_cloudtrail import new_bucket
+from helpers import bucket_for_trails
 
 PG_URL = os.environ.get("CITADEL_TEST_POSTGRES_URL")
 
@@ -121,7 +121,7 @@ def test_objects_and_keys_are_shared(cluster):
 def test_cloudtrail_delivers_each_event_exactly_once(cluster):
     a, b, _ = cluster
     s3 = a.client("s3")
-    bucket = new_bucket(s3)
+    bucket = bucket_for_trails(s3)
     trail = a.client("cloudtrail").create_trail(Name="nodes", S3BucketName=bucket)["TrailARN"]
     a.client("cloudtrail").start_logging(Name=trail)
     marker = f"mark{uuid.uuid4().hex[:8]}"

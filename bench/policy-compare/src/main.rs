@@ -16,7 +16,11 @@ use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use citadel_policy::{Context, Outcome, Policy, PolicyKind, PolicyRef, PolicySet, Principal, PrincipalKind, Request};
+use std::sync::Arc;
+
+use citadel_policy::{
+    CompiledSet, Context, Outcome, Policy, PolicyKind, PolicyRef, PolicySet, Principal, PrincipalKind, Request, SetSpec,
+};
 
 /// The bench set, compiled into the binary so that the run needs no path.
 const SET_JSON: &str = include_str!("../policy_set.json");
@@ -32,6 +36,8 @@ struct Args {
     moto: bool,
     moto_script: String,
     dump_cedar: Option<String>,
+    /// Only run this many realistic decisions (uncached) and exit, for `valgrind --tool=callgrind`.
+    profile: Option<usize>,
 }
 
 fn args() -> Result<Args, String> {
@@ -41,6 +47,7 @@ fn args() -> Result<Args, String> {
         moto: true,
         moto_script: "/work/shared/bench/policy_eval_moto.py".to_owned(),
         dump_cedar: None,
+        profile: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,6 +58,7 @@ fn args() -> Result<Args, String> {
             "--no-moto" => out.moto = false,
             "--moto-script" => out.moto_script = value()?,
             "--dump-cedar" => out.dump_cedar = Some(value()?),
+            "--profile" => out.profile = Some(value()?.parse().map_err(|e| format!("--profile: {e}"))?),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -251,6 +259,11 @@ struct Run {
     cedar_sliced: Timing,
     cedar_trivial: Timing,
     realistic: Timing,
+    realistic_uncached: Timing,
+    realistic_cached: Timing,
+    realistic_cached_wide: Timing,
+    realistic_cached_clock: Timing,
+    realistic_uncached_clock: Timing,
     realistic_mix: [usize; 3],
     moto: Option<Moto>,
 }
@@ -450,6 +463,104 @@ fn real_main() -> Result<(), String> {
         };
         citadel_code(citadel_policy::evaluate(&request, &real_set).outcome)
     };
+    // The same policies compiled once into a CompiledSet (what a service keeps per principal).
+    let compiled = |capacity: usize| {
+        CompiledSet::new(SetSpec {
+            identity: real_policies
+                .iter()
+                .map(|(id, policy)| (id.clone(), Arc::new(policy.clone())))
+                .collect(),
+            cache_capacity: capacity,
+            ..SetSpec::default()
+        })
+    };
+    let uncached_set = compiled(0);
+    let cached_set = compiled(citadel_policy::DEFAULT_CACHE_CAPACITY);
+    let compiled_decide = |set: &CompiledSet, r: &realistic::GenRequest, context: &Context| -> u8 {
+        let request = Request {
+            principal: real_principal,
+            action: &r.action,
+            resource: Some(&r.resource),
+            resource_account: None,
+            context,
+        };
+        citadel_code(set.evaluate(&request, None).outcome)
+    };
+    let distinct = |requests: &[realistic::GenRequest]| {
+        let mut seen = std::collections::HashSet::new();
+        for r in requests {
+            let mut pairs = r.context.clone();
+            pairs.sort();
+            seen.insert((r.action.clone(), r.resource.clone(), pairs));
+        }
+        seen.len()
+    };
+    // A wider stream: 20,000 generated requests, more than the cache holds.
+    let mut wide_rng = realistic::Rng::new(0x0057_17EA);
+    let wide_requests = realistic::requests(&mut wide_rng, 20_000);
+    let wide_contexts: Vec<Context> = wide_requests
+        .iter()
+        .map(|r| {
+            let mut context = Context::new();
+            for (k, v) in &r.context {
+                context.insert(k, v.as_str());
+            }
+            context
+        })
+        .collect();
+    // The 1,000 requests again, 20 times over, each copy at its own second of aws:CurrentTime: what a
+    // time-dependent set sees in production, where the clock moves; every lookup misses.
+    let clock_contexts: Vec<Context> = (0..20_000usize)
+        .map(|i| {
+            let mut context = real_contexts[i % real_contexts.len()].clone();
+            let seconds = i % 60;
+            let minutes = i / 60 % 60;
+            let hours = i / 3600;
+            context.insert(
+                "aws:CurrentTime",
+                format!("2026-05-01T{:02}:{minutes:02}:{seconds:02}Z", 12 + hours),
+            );
+            context
+        })
+        .collect();
+    let wide_set = compiled(citadel_policy::DEFAULT_CACHE_CAPACITY);
+    let clock_set = compiled(citadel_policy::DEFAULT_CACHE_CAPACITY);
+    let uncached_decide = |i: usize| compiled_decide(&uncached_set, &real_requests[i], &real_contexts[i]);
+    let cached_decide = |i: usize| compiled_decide(&cached_set, &real_requests[i], &real_contexts[i]);
+    let wide_decide = |i: usize| compiled_decide(&wide_set, &wide_requests[i], &wide_contexts[i]);
+    let clock_decide =
+        |i: usize| compiled_decide(&clock_set, &real_requests[i % real_requests.len()], &clock_contexts[i]);
+    let uncached_clock_decide = |i: usize| {
+        compiled_decide(
+            &uncached_set,
+            &real_requests[i % real_requests.len()],
+            &clock_contexts[i],
+        )
+    };
+    for i in 0..real_requests.len() {
+        if uncached_decide(i) != real_decide(i) || cached_decide(i) != real_decide(i) {
+            return Err(format!("realistic request {i}: CompiledSet differs from evaluate"));
+        }
+    }
+    println!(
+        "realistic streams: {} requests ({} distinct); wide: {} requests ({} distinct); clock: {} contexts, each a distinct second; cache capacity {}; time-dependent set: {}; referenced keys: {:?}",
+        real_requests.len(),
+        distinct(&real_requests),
+        wide_requests.len(),
+        distinct(&wide_requests),
+        clock_contexts.len(),
+        citadel_policy::DEFAULT_CACHE_CAPACITY,
+        cached_set.time_dependent(),
+        cached_set.referenced_keys().collect::<Vec<_>>()
+    );
+    if let Some(count) = args.profile {
+        let mut mix = [0usize; 3];
+        for i in 0..count {
+            mix[usize::from(real_decide(i % real_requests.len()))] += 1;
+        }
+        println!("profiled {count} realistic decisions: {mix:?}");
+        return Ok(());
+    }
     let mut realistic_mix = [0usize; 3];
     for i in 0..real_requests.len() {
         realistic_mix[usize::from(real_decide(i))] += 1;
@@ -471,6 +582,11 @@ fn real_main() -> Result<(), String> {
         let cedar_sliced = time_engine(n, args.secs, overhead, cedar_sliced_decide);
         let cedar_trivial = time_engine(n, args.secs, overhead, cedar_trivial_decide);
         let realistic = time_engine(real_requests.len(), args.secs, overhead, real_decide);
+        let realistic_uncached = time_engine(real_requests.len(), args.secs, overhead, uncached_decide);
+        let realistic_cached = time_engine(real_requests.len(), args.secs, overhead, cached_decide);
+        let realistic_cached_wide = time_engine(wide_requests.len(), args.secs, overhead, wide_decide);
+        let realistic_cached_clock = time_engine(clock_contexts.len(), args.secs, overhead, clock_decide);
+        let realistic_uncached_clock = time_engine(clock_contexts.len(), args.secs, overhead, uncached_clock_decide);
         let moto = if args.moto {
             Some(run_moto(&args.moto_script)?)
         } else {
@@ -486,6 +602,11 @@ fn real_main() -> Result<(), String> {
             cedar_sliced,
             cedar_trivial,
             realistic,
+            realistic_uncached,
+            realistic_cached,
+            realistic_cached_wide,
+            realistic_cached_clock,
+            realistic_uncached_clock,
             realistic_mix,
             moto,
         };
@@ -493,6 +614,18 @@ fn real_main() -> Result<(), String> {
         print_run(&r);
         runs.push(r);
     }
+    for (name, set) in [
+        ("cache on, 1,000", &cached_set),
+        ("cache on, 20,000", &wide_set),
+        ("clock moves", &clock_set),
+    ] {
+        let (hits, misses) = set.cache_stats();
+        println!(
+            "cache hits/misses ({name}): {hits} / {misses} ({:.1}% hits)",
+            100.0 * hits as f64 / (hits + misses).max(1) as f64
+        );
+    }
+    println!();
     // Each figure's median over the runs (each engine's mean, p50, p99 separately; ratios from the medians),
     // so that one run disturbed by another process on the shared machine does not decide the result.
     if runs.len() > 1 {
@@ -544,6 +677,11 @@ fn median_run(runs: &[Run]) -> Run {
         cedar_sliced: pick(|r| &r.cedar_sliced),
         cedar_trivial: pick(|r| &r.cedar_trivial),
         realistic: pick(|r| &r.realistic),
+        realistic_uncached: pick(|r| &r.realistic_uncached),
+        realistic_cached: pick(|r| &r.realistic_cached),
+        realistic_cached_wide: pick(|r| &r.realistic_cached_wide),
+        realistic_cached_clock: pick(|r| &r.realistic_cached_clock),
+        realistic_uncached_clock: pick(|r| &r.realistic_uncached_clock),
         realistic_mix: runs.first().map(|r| r.realistic_mix).unwrap_or_default(),
         moto,
     }
@@ -594,7 +732,27 @@ fn print_run(r: &Run) {
             );
         }
     }
-    row("Citadel realistic (10x10, 3 conditions, 1,000 requests)", &r.realistic);
+    row(
+        "Citadel realistic (10x10, 3 conditions, 1,000 requests), evaluate(PolicySet)",
+        &r.realistic,
+    );
+    row("Citadel realistic, CompiledSet, cache off", &r.realistic_uncached);
+    row(
+        "Citadel realistic, CompiledSet, cache on (1,000-request stream)",
+        &r.realistic_cached,
+    );
+    row(
+        "Citadel realistic, CompiledSet, cache on (20,000-request stream)",
+        &r.realistic_cached_wide,
+    );
+    row(
+        "Citadel realistic, CompiledSet, cache on, clock moves (every lookup misses)",
+        &r.realistic_cached_clock,
+    );
+    row(
+        "Citadel realistic, CompiledSet, cache off, same clock stream",
+        &r.realistic_uncached_clock,
+    );
     println!();
     for (name, t) in [
         ("citadel", &r.citadel),
@@ -603,6 +761,11 @@ fn print_run(r: &Run) {
         ("cedar_sliced", &r.cedar_sliced),
         ("cedar_trivial", &r.cedar_trivial),
         ("realistic", &r.realistic),
+        ("realistic_uncached", &r.realistic_uncached),
+        ("realistic_cached", &r.realistic_cached),
+        ("realistic_cached_wide", &r.realistic_cached_wide),
+        ("realistic_cached_clock", &r.realistic_cached_clock),
+        ("realistic_uncached_clock", &r.realistic_uncached_clock),
     ] {
         println!(
             "{name}: {} decisions timed in batches of {BATCH}; batch-mean p50 {:.0} ns, p99 {:.0} ns; \

@@ -6,7 +6,7 @@
 //! input validation, then the handler, whose state change is committed in one batch with its
 //! CloudTrail record.
 
-use crate::audit::{self, EventFacts};
+use crate::audit::{self, EventFacts, Side};
 use crate::authz::Authorizer;
 use crate::clock::Clock;
 use crate::context::RequestContext;
@@ -278,8 +278,17 @@ impl Pipeline {
                     return Err(err);
                 }
             };
-            let response = (!call.op.read_only).then(|| effect.output.clone());
-            let (key, record) = self.event(call, spec.event_source, response, None, &effect.resources);
+            let response = audit::records_response(spec.event_source, call.op.name, call.op.read_only)
+                .then(|| audit::elements(spec.signing_name, call.op.name, Side::Response, &effect.output))
+                .flatten();
+            let checked;
+            let resources = if effect.resources.is_empty() {
+                checked = audit::resources_of_checks(spec.event_source, &authz.checks, call.ctx.account_id());
+                &checked
+            } else {
+                &effect.resources
+            };
+            let (key, record) = self.event(call, spec.event_source, response, None, resources);
             let mut batch = effect.batch;
             let durable = !batch.is_empty();
             batch.put(audit::EVENTS, &key, &serde_json::to_vec(&record).unwrap_or_default());
@@ -307,7 +316,7 @@ impl Pipeline {
         Err(err)
     }
 
-    /// The CloudTrail record of a call and its store key.
+    /// The CloudTrail record of a call and its store key; `response` is already in AWS's shape.
     fn event(
         &self,
         call: &Call,
@@ -323,7 +332,7 @@ impl Pipeline {
             event_source,
             read_only: call.op.read_only,
             management: true,
-            request: Some(call.input.clone()).filter(|v| v.as_object().is_some_and(|m| !m.is_empty())),
+            request: audit::elements(call.ctx.service, call.op.name, Side::Request, &call.input),
             response,
             error: error.map(|e| (e.code.as_ref(), e.message.as_str())),
             resources,
@@ -344,10 +353,10 @@ impl Pipeline {
     /// then the request waits for the backlog to drain, which bounds memory under load.
     async fn submit_audit(&self, batch: citadel_store::WriteBatch) {
         self.store.submit(batch);
-        if self.store.backlog() > MAX_AUDIT_BACKLOG {
-            if let Err(err) = self.store.flush().await {
-                tracing::error!(error = %err, "audit flush failed");
-            }
+        if self.store.backlog() > MAX_AUDIT_BACKLOG
+            && let Err(err) = self.store.flush().await
+        {
+            tracing::error!(error = %err, "audit flush failed");
         }
     }
 

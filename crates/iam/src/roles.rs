@@ -4,7 +4,7 @@ use crate::Iam;
 use crate::model::{self, INSTANCE_PROFILES, InstanceProfileRecord, ROLES, RoleRecord, Row, USERS};
 use crate::users::{account, boundary_json, now, resource};
 use crate::util::*;
-use citadel_core::{Call, Effect};
+use citadel_core::{AuditResource, Call, Effect};
 use citadel_policy::{Policy, PolicyKind, limits, size_without_whitespace};
 use citadel_store::WriteBatch;
 use citadel_wire::AwsError;
@@ -48,6 +48,37 @@ async fn load_profile(iam: &Iam, account: &str, name: &str) -> Result<Row<Instan
         .ok_or_else(|| not_found("instance profile", name))
 }
 
+/// Writes `role`, new in `account`, into `batch` with its unique id, and answers as CreateRole does:
+/// the whole role but its last use, which a new role cannot have.
+pub(crate) fn role_created(call: &Call, account: &str, role: &RoleRecord, mut batch: WriteBatch) -> Effect {
+    model::insert(&mut batch, ROLES, &model::name_key(account, &role.name), role);
+    model::put_id(&mut batch, account, &role.id, "role", &role.name);
+    let mut output = role_json(account, role, true);
+    if let Some(map) = output.as_object_mut() {
+        map.remove("RoleLastUsed");
+    }
+    Effect {
+        output: json!({"Role": output}),
+        batch,
+        resources: vec![role_resource(call, account, role)],
+    }
+}
+
+/// Removes the role `row` of `account` and its unique id in `batch`.
+pub(crate) fn remove_role(batch: &mut WriteBatch, account: &str, row: &Row<RoleRecord>) {
+    model::remove(batch, row);
+    model::delete_id(batch, account, &row.value.id);
+}
+
+/// `role` as the resource a call's CloudTrail record names.
+pub(crate) fn role_resource(call: &Call, account: &str, role: &RoleRecord) -> AuditResource {
+    resource(
+        call,
+        &entity_arn(account, "role", &role.path, &role.name),
+        "AWS::IAM::Role",
+    )
+}
+
 fn check_max_session(value: i64) -> Result<(), AwsError> {
     if !(3600..=43200).contains(&value) {
         return Err(validation(format!(
@@ -63,6 +94,39 @@ fn check_max_session(value: i64) -> Result<(), AwsError> {
 }
 
 impl Iam {
+    /// Whether `account` has a role named `name`.
+    pub(crate) async fn role_exists(&self, account: &str, name: &str) -> Result<bool, AwsError> {
+        let row = model::get::<RoleRecord>(self.store.as_ref(), ROLES, model::name_key(account, name)).await?;
+        Ok(row.is_some())
+    }
+
+    /// A role as CreateRole and CreateServiceLinkedRole first make it: a fresh `AROA` id, created now,
+    /// with the call's `Description`, and no tags, boundary, policies or instance profiles yet.
+    pub(crate) fn new_role(
+        &self,
+        call: &Call,
+        name: &str,
+        path: String,
+        trust_policy: String,
+        max_session_duration: i64,
+    ) -> RoleRecord {
+        RoleRecord {
+            name: name.to_string(),
+            id: self.ids.unique_id("AROA"),
+            path,
+            created: now(call),
+            trust_policy,
+            description: opt_str(&call.input, "Description").map(str::to_string),
+            max_session_duration,
+            tags: Vec::new(),
+            boundary: None,
+            inline: Vec::new(),
+            attached: Vec::new(),
+            instance_profiles: Vec::new(),
+            service_linked: None,
+        }
+    }
+
     /// Validates a trust policy as IAM does: the grammar, the size quota, and that every IAM user or
     /// role of this account it names exists.
     pub(crate) async fn check_trust_policy(&self, account: &str, document: &str) -> Result<(), AwsError> {
@@ -126,11 +190,7 @@ impl Iam {
         check_max_session(max_session)?;
         let tags = tags_input(&call.input, "Tags")?;
         check_tag_count(&tags)?;
-        let key = model::name_key(account, name);
-        if model::get::<RoleRecord>(self.store.as_ref(), ROLES, key.clone())
-            .await?
-            .is_some()
-        {
+        if self.role_exists(account, name).await? {
             return Err(already_exists(format!("Role with name {name} already exists.")));
         }
         self.check_trust_policy(account, trust).await?;
@@ -140,32 +200,11 @@ impl Iam {
             None => None,
         };
         let role = RoleRecord {
-            name: name.to_string(),
-            id: self.ids.unique_id("AROA"),
-            path,
-            created: now(call),
-            trust_policy: trust.to_string(),
-            description: opt_str(&call.input, "Description").map(str::to_string),
-            max_session_duration: max_session,
             tags,
             boundary,
-            inline: Vec::new(),
-            attached: Vec::new(),
-            instance_profiles: Vec::new(),
-            service_linked: None,
+            ..self.new_role(call, name, path, trust.to_string(), max_session)
         };
-        model::insert(&mut batch, ROLES, &key, &role);
-        model::put_id(&mut batch, account, &role.id, "role", &role.name);
-        let arn = entity_arn(account, "role", &role.path, &role.name);
-        let mut output = role_json(account, &role, true);
-        if let Some(map) = output.as_object_mut() {
-            map.remove("RoleLastUsed");
-        }
-        Ok(Effect {
-            output: json!({"Role": output}),
-            batch,
-            resources: vec![resource(call, &arn, "AWS::IAM::Role")],
-        })
+        Ok(role_created(call, account, &role, batch))
     }
 
     pub(crate) async fn get_role(&self, call: &Call) -> Result<Effect, AwsError> {
@@ -241,13 +280,11 @@ impl Iam {
         if let Some(boundary) = &role.boundary {
             self.release_boundary(account, boundary, &mut batch).await?;
         }
-        model::remove(&mut batch, &row);
-        model::delete_id(&mut batch, account, &role.id);
-        let arn = entity_arn(account, "role", &role.path, &role.name);
+        remove_role(&mut batch, account, &row);
         Ok(Effect {
             output: json!({}),
             batch,
-            resources: vec![resource(call, &arn, "AWS::IAM::Role")],
+            resources: vec![role_resource(call, account, role)],
         })
     }
 

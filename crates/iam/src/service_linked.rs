@@ -12,8 +12,8 @@
 
 use crate::Iam;
 use crate::model::{self, JOBS, JobRecord, ROLES, RoleRecord};
-use crate::roles::{load_role, role_json};
-use crate::users::{account, now, resource};
+use crate::roles::{load_role, remove_role, role_created, role_resource};
+use crate::users::{account, now};
 use crate::util::*;
 use citadel_core::{Call, Effect};
 use citadel_store::WriteBatch;
@@ -130,43 +130,22 @@ impl Iam {
             name = format!("{name}_{suffix}");
         }
         check_name(&name, "roleName", 64)?;
-        let key = model::name_key(account, &name);
-        if model::get::<RoleRecord>(self.store.as_ref(), ROLES, key.clone())
-            .await?
-            .is_some()
-        {
+        if self.role_exists(account, &name).await? {
             return Err(invalid_input(format!(
                 "Service role name {name} has been taken in this account, please try a different suffix."
             )));
         }
         let role = RoleRecord {
-            name: name.clone(),
-            id: self.ids.unique_id("AROA"),
-            path: format!("/aws-service-role/{service}/"),
-            created: now(call),
-            trust_policy: trust_policy(service),
-            description: opt_str(&call.input, "Description").map(str::to_string),
-            max_session_duration: 3600,
-            tags: Vec::new(),
-            boundary: None,
-            inline: Vec::new(),
-            attached: Vec::new(),
-            instance_profiles: Vec::new(),
             service_linked: Some(service.to_string()),
+            ..self.new_role(
+                call,
+                &name,
+                format!("/aws-service-role/{service}/"),
+                trust_policy(service),
+                3600,
+            )
         };
-        let mut batch = WriteBatch::new();
-        model::insert(&mut batch, ROLES, &key, &role);
-        model::put_id(&mut batch, account, &role.id, "role", &role.name);
-        let arn = entity_arn(account, "role", &role.path, &role.name);
-        let mut output = role_json(account, &role, true);
-        if let Some(map) = output.as_object_mut() {
-            map.remove("RoleLastUsed");
-        }
-        Ok(Effect {
-            output: json!({"Role": output}),
-            batch,
-            resources: vec![resource(call, &arn, "AWS::IAM::Role")],
-        })
+        Ok(role_created(call, account, &role, WriteBatch::new()))
     }
 
     pub(crate) async fn delete_service_linked_role(&self, call: &Call) -> Result<Effect, AwsError> {
@@ -184,8 +163,7 @@ impl Iam {
         // The role's instance profiles still name it; AWS refuses the deletion in that case, and the
         // task reports why.
         let (status, reason) = if role.instance_profiles.is_empty() {
-            model::remove(&mut batch, &row);
-            model::delete_id(&mut batch, account, &role.id);
+            remove_role(&mut batch, account, &row);
             ("SUCCEEDED", Value::Null)
         } else {
             model::keep(&mut batch, &row);
@@ -202,11 +180,10 @@ impl Iam {
             result: reason,
         };
         model::insert(&mut batch, JOBS, &model::exact_key(account, &task_id), &task);
-        let arn = entity_arn(account, "role", &role.path, &role.name);
         Ok(Effect {
             output: json!({"DeletionTaskId": task_id}),
             batch,
-            resources: vec![resource(call, &arn, "AWS::IAM::Role")],
+            resources: vec![role_resource(call, account, role)],
         })
     }
 

@@ -6,20 +6,37 @@
 //! the resource part is globbed as a whole, so a `*` there crosses `/` and `:`.
 //! Patterns are split once at compile time; the request ARN is split once per evaluation.
 
-use crate::context::Context;
 use crate::glob::{Glob, STAR, match_tokens, push_pattern_tokens};
+use crate::keys::{Interner, Values};
 use crate::template::Template;
 
 /// Splits an ARN into its six parts, or `None` when it has fewer than five colons.
 pub(crate) fn split_arn(arn: &str) -> Option<[&str; 6]> {
-    let mut parts = arn.splitn(6, ':');
+    // A byte loop: `:` is ASCII, so every split point is a character boundary.
+    let mut colons = [0usize; 5];
+    let mut found = 0;
+    for (index, byte) in arn.bytes().enumerate() {
+        if byte == b':' {
+            if let Some(slot) = colons.get_mut(found) {
+                *slot = index;
+            }
+            found += 1;
+            if found == 5 {
+                break;
+            }
+        }
+    }
+    if found < 5 {
+        return None;
+    }
+    let [a, b, c, d, e] = colons;
     Some([
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
+        arn.get(..a)?,
+        arn.get(a + 1..b)?,
+        arn.get(b + 1..c)?,
+        arn.get(c + 1..d)?,
+        arn.get(d + 1..e)?,
+        arn.get(e + 1..)?,
     ])
 }
 
@@ -40,7 +57,7 @@ impl Part {
         Part::Static(Glob::new(text))
     }
 
-    fn matches(&self, text: &str, ctx: &Context, scratch: &mut Vec<u16>) -> bool {
+    fn matches(&self, text: &str, ctx: &Values<'_>, scratch: &mut Vec<u16>) -> bool {
         match self {
             Part::Static(glob) => glob.matches(text.as_bytes()),
             Part::Dynamic(template) => template.resolve_tokens(ctx, scratch) && match_tokens(scratch, text.as_bytes()),
@@ -79,7 +96,7 @@ impl ArnPattern {
         &self,
         resource: &str,
         split: Option<&[&str; 6]>,
-        ctx: &Context,
+        ctx: &Values<'_>,
         scratch: &mut Vec<u16>,
     ) -> bool {
         match self {
@@ -89,15 +106,37 @@ impl ArnPattern {
                 resource: part,
             } => match split {
                 Some(parts) => {
-                    segments
-                        .iter()
-                        .zip(parts.iter())
-                        .all(|(glob, text)| glob.matches(text.as_bytes()))
-                        && part.matches(parts[5], ctx, scratch)
+                    // The service segment and a static resource part reject most mismatches, so test them first.
+                    let segments_match = || {
+                        segments
+                            .iter()
+                            .zip(parts.iter())
+                            .all(|(glob, text)| glob.matches(text.as_bytes()))
+                    };
+                    match part {
+                        Part::Static(glob) => {
+                            segments[2].matches(parts[2].as_bytes())
+                                && glob.matches(parts[5].as_bytes())
+                                && segments_match()
+                        }
+                        Part::Dynamic(_) => segments_match() && part.matches(parts[5], ctx, scratch),
+                    }
                 }
                 None => false,
             },
             ArnPattern::Whole(part) => part.matches(resource, ctx, scratch),
+        }
+    }
+
+    /// Interns the variable keys of the resource part.
+    pub(crate) fn intern(&mut self, interner: &mut Interner) {
+        if let ArnPattern::Arn {
+            resource: Part::Dynamic(template),
+            ..
+        }
+        | ArnPattern::Whole(Part::Dynamic(template)) = self
+        {
+            template.intern(interner);
         }
     }
 
@@ -148,10 +187,12 @@ pub(crate) fn is_star(tokens: &[u16]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::Context;
 
     #[test]
     fn resource_matching_table() {
-        let ctx = Context::new();
+        let context = Context::new();
+        let ctx = Values::new(&context);
         let cases: &[(&str, &str, bool)] = &[
             ("*", "arn:aws:s3:::b/k", true),
             ("*", "*", true),

@@ -18,9 +18,9 @@ use time::format_description::well_known::{Iso8601, Rfc3339};
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
 use crate::arn::{is_star, match_arn_tokens, pattern_tokens};
-use crate::context::Context;
 use crate::error::PolicyError;
 use crate::glob::{Glob, match_tokens};
+use crate::keys::{Interner, Key, Values};
 use crate::template::Template;
 
 /// The comparison family of an operator, with negation stripped off.
@@ -171,7 +171,7 @@ enum PolicyValue {
 pub(crate) struct Clause {
     pub(crate) operator: Operator,
     /// The condition key, lower-cased.
-    pub(crate) key_lower: Box<str>,
+    pub(crate) key: Key,
     values: Vec<PolicyValue>,
 }
 
@@ -204,20 +204,57 @@ impl Clause {
             .collect();
         Ok(Clause {
             operator,
-            key_lower: key.to_lowercase().into_boxed_str(),
+            key: Key::new(key.to_lowercase()),
             values,
         })
+    }
+
+    /// Interns the clause's key and the variable keys of its values.
+    pub(crate) fn intern(&mut self, interner: &mut Interner) {
+        self.key.intern(interner);
+        for value in &mut self.values {
+            if let PolicyValue::Template(template) = value {
+                template.intern(interner);
+            }
+        }
+    }
+
+    /// The request's values for the key, `None` when absent or empty.
+    #[inline]
+    fn request_values<'c>(&self, ctx: &Values<'c>) -> Option<&'c [Box<str>]> {
+        ctx.get(&self.key).filter(|values| !values.is_empty())
+    }
+
+    /// Records the key in `missing` exactly when [`Clause::evaluate`] would, without evaluating:
+    /// for a statement whose earlier clause already failed.
+    pub(crate) fn record_if_missing<'p>(&'p self, ctx: &Values<'_>, missing: &mut impl FnMut(&'p str)) {
+        if self.operator.family != OpFamily::Null && self.request_values(ctx).is_none() {
+            missing(&self.key.lower);
+        }
+    }
+
+    /// Every key the clause reads (its own and its variables') with its interned id.
+    pub(crate) fn interned_keys(&self) -> impl Iterator<Item = &Key> {
+        std::iter::once(&self.key).chain(
+            self.values
+                .iter()
+                .flat_map(|v| match v {
+                    PolicyValue::Template(t) => Some(t.variables()),
+                    _ => None,
+                })
+                .flatten(),
+        )
     }
 
     /// Evaluates the clause; records the key in `missing` when the context lacks it.
     pub(crate) fn evaluate<'p>(
         &'p self,
-        ctx: &Context,
+        ctx: &Values<'_>,
         scratch: &mut Scratch,
         missing: &mut impl FnMut(&'p str),
     ) -> bool {
         let op = self.operator;
-        let request_values = ctx.get_lower(&self.key_lower).filter(|values| !values.is_empty());
+        let request_values = self.request_values(ctx);
         if op.family == OpFamily::Null {
             let absent = request_values.is_none();
             return self
@@ -226,7 +263,7 @@ impl Clause {
                 .any(|v| matches!(v, PolicyValue::NullTest(want_absent) if *want_absent == absent));
         }
         let Some(request_values) = request_values else {
-            missing(&self.key_lower);
+            missing(&self.key.lower);
             if op.if_exists {
                 return true;
             }
@@ -259,14 +296,14 @@ impl Clause {
     }
 
     /// Whether every policy variable in the clause's values resolves in `ctx`.
-    fn variables_resolve(&self, ctx: &Context, scratch: &mut Scratch) -> bool {
+    fn variables_resolve(&self, ctx: &Values<'_>, scratch: &mut Scratch) -> bool {
         self.values.iter().all(|value| match value {
             PolicyValue::Template(template) => template.resolve_string(ctx, &mut scratch.text),
             _ => true,
         })
     }
 
-    fn any_value_matches(&self, request_value: &str, ctx: &Context, scratch: &mut Scratch) -> bool {
+    fn any_value_matches(&self, request_value: &str, ctx: &Values<'_>, scratch: &mut Scratch) -> bool {
         let family = self.operator.family;
         // Parse the request value once per clause, not once per policy value.
         let parsed = match family {
@@ -318,7 +355,7 @@ impl Clause {
 
     /// The lower-cased keys this clause reads (its own key and any variable keys).
     pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(&*self.key_lower).chain(
+        std::iter::once(&*self.key.lower).chain(
             self.values
                 .iter()
                 .flat_map(|v| match v {
@@ -435,6 +472,7 @@ pub(crate) fn parse_net(text: &str) -> Option<IpNet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::Context;
 
     #[test]
     fn operator_parsing_table() {
@@ -478,11 +516,11 @@ mod tests {
         let mut ctx = Context::new();
         ctx.insert("aws:ResourceTag/owner", "blue");
         let mut scratch = Scratch::default();
-        assert!(!clause.evaluate(&ctx, &mut scratch, &mut |_| {}));
+        assert!(!clause.evaluate(&Values::new(&ctx), &mut scratch, &mut |_| {}));
         ctx.insert("aws:PrincipalTag/team", "red");
-        assert!(clause.evaluate(&ctx, &mut scratch, &mut |_| {}));
+        assert!(clause.evaluate(&Values::new(&ctx), &mut scratch, &mut |_| {}));
         ctx.insert("aws:PrincipalTag/team", "blue");
-        assert!(!clause.evaluate(&ctx, &mut scratch, &mut |_| {}));
+        assert!(!clause.evaluate(&Values::new(&ctx), &mut scratch, &mut |_| {}));
     }
 
     #[test]

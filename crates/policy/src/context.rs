@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use smallvec::SmallVec;
 use time::OffsetDateTime;
 
+use crate::keys::key_hash;
 use crate::principal::{Principal, PrincipalKind};
 
 /// The values of one context key: one for ordinary keys, several for multi-valued keys.
@@ -21,6 +22,8 @@ pub type ContextValues = SmallVec<[Box<str>; 1]>;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
     entries: Vec<(Box<str>, ContextValues)>,
+    /// [`key_hash`] of each entry's key, in the same order: the evaluator compares these first.
+    hashes: Vec<u64>,
 }
 
 impl Context {
@@ -67,6 +70,7 @@ impl Context {
             Err(index) => {
                 let mut values = ContextValues::new();
                 values.push(value);
+                self.hashes.insert(index, key_hash(&key_lower));
                 self.entries.insert(index, (key_lower.into_boxed_str(), values));
             }
         }
@@ -113,6 +117,7 @@ impl Context {
         let key_lower = key.to_lowercase();
         if let Ok(index) = self.position(&key_lower) {
             self.entries.remove(index);
+            self.hashes.remove(index);
         }
         self
     }
@@ -125,7 +130,10 @@ impl Context {
                     entry.1 = values;
                 }
             }
-            Err(index) => self.entries.insert(index, (key_lower.into_boxed_str(), values)),
+            Err(index) => {
+                self.hashes.insert(index, key_hash(&key_lower));
+                self.entries.insert(index, (key_lower.into_boxed_str(), values));
+            }
         }
     }
 
@@ -144,6 +152,22 @@ impl Context {
             .ok()
             .and_then(|index| self.entries.get(index))
             .map(|(_, values)| &values[..])
+    }
+
+    /// The values of an already lower-cased key whose [`key_hash`] is `hash`: a scan of the hashes
+    /// (a context holds a few dozen keys at most) and one string comparison to confirm.
+    #[inline]
+    pub(crate) fn get_hashed(&self, hash: u64, key_lower: &str) -> Option<&[Box<str>]> {
+        let mut from = 0;
+        while let Some(offset) = self.hashes.get(from..)?.iter().position(|&h| h == hash) {
+            let index = from + offset;
+            let (key, values) = self.entries.get(index)?;
+            if **key == *key_lower {
+                return Some(&values[..]);
+            }
+            from = index + 1;
+        }
+        None
     }
 
     /// Whether `key` is present.

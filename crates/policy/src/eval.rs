@@ -11,6 +11,7 @@ use smallvec::SmallVec;
 use crate::arn::split_arn;
 use crate::condition::Scratch;
 use crate::context::Context;
+use crate::keys::Values;
 use crate::policy::{Effect, Policy};
 use crate::principal::{Principal, PrincipalKind, PrincipalMatch};
 
@@ -265,7 +266,7 @@ struct Env<'r> {
     service_lower: &'r str,
     resource: &'r str,
     resource_parts: Option<[&'r str; 6]>,
-    ctx: &'r Context,
+    values: Values<'r>,
     principal: &'r Principal<'r>,
 }
 
@@ -292,6 +293,9 @@ struct Acc<'p> {
 fn scan<'p>(policy: PolicyRef<'p>, policy_type: PolicyType, env: &Env<'_>, acc: &mut Acc<'p>) -> Summary {
     let mut summary = Summary::default();
     let statements = &policy.policy.statements;
+    // Each interned key is looked up in the context at most once per policy.
+    let values = &env.values;
+    values.reset();
     policy.policy.for_candidates(env.service_lower, |index| {
         let Some(statement) = statements.get(index) else {
             return;
@@ -302,18 +306,18 @@ fn scan<'p>(policy: PolicyRef<'p>, policy_type: PolicyType, env: &Env<'_>, acc: 
         // Every key a statement with a matching action reads counts for missing-context reporting,
         // including variables in its resource patterns, even when the resource or principal then fails.
         let record_missing_conditions = |acc: &mut Acc<'p>| {
-            for key in statement.conditions.iter().flat_map(|c| c.keys()) {
-                if env.ctx.get_lower(key).is_none() && !acc.missing.contains(&key) {
-                    acc.missing.push(key);
+            for key in statement.conditions.iter().flat_map(|c| c.interned_keys()) {
+                if values.get(key).is_none() && !acc.missing.contains(&&*key.lower) {
+                    acc.missing.push(&key.lower);
                 }
             }
         };
         if let Some(block) = &statement.resources {
             for pattern in &block.patterns {
                 if let Some(template) = pattern.template() {
-                    for key in template.variable_keys() {
-                        if env.ctx.get_lower(key).is_none() && !acc.missing.contains(&key) {
-                            acc.missing.push(key);
+                    for key in template.variables() {
+                        if values.get(key).is_none() && !acc.missing.contains(&&*key.lower) {
+                            acc.missing.push(&key.lower);
                         }
                     }
                 }
@@ -322,7 +326,7 @@ fn scan<'p>(policy: PolicyRef<'p>, policy_type: PolicyType, env: &Env<'_>, acc: 
                 p.matches(
                     env.resource,
                     env.resource_parts.as_ref(),
-                    env.ctx,
+                    values,
                     &mut acc.scratch.tokens,
                 )
             });
@@ -339,7 +343,8 @@ fn scan<'p>(policy: PolicyRef<'p>, policy_type: PolicyType, env: &Env<'_>, acc: 
             record_missing_conditions(acc);
             return;
         }
-        // Evaluate every clause (no short-circuit) so all missing keys are reported.
+        // Once a clause fails the statement cannot match, so the remaining clauses are only checked
+        // for missing keys, recording exactly what evaluating them would have recorded.
         let mut conditions_hold = true;
         let missing = &mut acc.missing;
         let mut record = |key: &'p str| {
@@ -348,7 +353,11 @@ fn scan<'p>(policy: PolicyRef<'p>, policy_type: PolicyType, env: &Env<'_>, acc: 
             }
         };
         for clause in &statement.conditions {
-            conditions_hold &= clause.evaluate(env.ctx, &mut acc.scratch, &mut record);
+            if conditions_hold {
+                conditions_hold = clause.evaluate(values, &mut acc.scratch, &mut record);
+            } else {
+                clause.record_if_missing(values, &mut record);
+            }
         }
         if !conditions_hold {
             return;
@@ -378,19 +387,66 @@ fn scan_all<'p>(policies: &[PolicyRef<'p>], policy_type: PolicyType, env: &Env<'
     total
 }
 
+/// The longest action lower-cased on the stack; longer ones (never real actions) are lower-cased on the heap.
+const ACTION_BUFFER: usize = 128;
+
 /// Evaluates `req` against `policies`.
 pub fn evaluate<'p>(req: &Request<'_>, policies: &PolicySet<'p>) -> Decision<'p> {
-    let action_lower = req.action.to_ascii_lowercase();
+    evaluate_parts(
+        req,
+        &Parts {
+            identity: &policies.identity,
+            resource: policies.resource,
+            permissions_boundary: policies.permissions_boundary,
+            session_policies: policies.session_policies.as_deref(),
+            scp_levels: &policies.scp_levels,
+            root_implicit_allow: policies.root_implicit_allow,
+        },
+    )
+}
+
+/// A [`PolicySet`] by borrowed parts, so that [`crate::CompiledSet`] can evaluate without building one.
+pub(crate) struct Parts<'s, 'p> {
+    pub(crate) identity: &'s [PolicyRef<'p>],
+    pub(crate) resource: Option<ResourcePolicy<'p>>,
+    pub(crate) permissions_boundary: Option<PolicyRef<'p>>,
+    pub(crate) session_policies: Option<&'s [PolicyRef<'p>]>,
+    pub(crate) scp_levels: &'s [Vec<PolicyRef<'p>>],
+    pub(crate) root_implicit_allow: bool,
+}
+
+/// [`evaluate`] over [`Parts`].
+pub(crate) fn evaluate_parts<'p>(req: &Request<'_>, policies: &Parts<'_, 'p>) -> Decision<'p> {
+    // Lower-case the action once, on the stack.
+    let mut buffer = [0u8; ACTION_BUFFER];
+    let heap;
+    let action_lower: &str = match buffer.get_mut(..req.action.len()) {
+        Some(bytes) => {
+            bytes.copy_from_slice(req.action.as_bytes());
+            bytes.make_ascii_lowercase();
+            match std::str::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(_) => {
+                    heap = req.action.to_ascii_lowercase();
+                    &heap
+                }
+            }
+        }
+        None => {
+            heap = req.action.to_ascii_lowercase();
+            &heap
+        }
+    };
     let service_lower = action_lower
         .split_once(':')
-        .map_or(action_lower.as_str(), |(service, _)| service);
+        .map_or(action_lower, |(service, _)| service);
     let resource = req.resource.unwrap_or("*");
     let env = Env {
-        action_lower: &action_lower,
+        action_lower,
         service_lower,
         resource,
         resource_parts: split_arn(resource),
-        ctx: req.context,
+        values: Values::new(req.context),
         principal: &req.principal,
     };
     let mut acc = Acc {
@@ -399,7 +455,7 @@ pub fn evaluate<'p>(req: &Request<'_>, policies: &PolicySet<'p>) -> Decision<'p>
         scratch: Scratch::default(),
     };
 
-    let identity = scan_all(&policies.identity, PolicyType::IdentityBased, &env, &mut acc);
+    let identity = scan_all(policies.identity, PolicyType::IdentityBased, &env, &mut acc);
     let resource_summary = policies
         .resource
         .map(|r| (r.kind, scan(r.policy, PolicyType::ResourceBased, &env, &mut acc)));
@@ -408,11 +464,10 @@ pub fn evaluate<'p>(req: &Request<'_>, policies: &PolicySet<'p>) -> Decision<'p>
         .map(|b| scan(b, PolicyType::PermissionsBoundary, &env, &mut acc));
     let session = policies
         .session_policies
-        .as_ref()
         .map(|list| scan_all(list, PolicyType::SessionPolicy, &env, &mut acc));
     let mut scp_deny = false;
     let mut scp_allows_every_level = true;
-    for level in &policies.scp_levels {
+    for level in policies.scp_levels {
         let summary = scan_all(level, PolicyType::ServiceControlPolicy, &env, &mut acc);
         scp_deny |= summary.deny;
         scp_allows_every_level &= summary.allows();

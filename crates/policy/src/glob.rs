@@ -93,6 +93,15 @@ pub(crate) enum Glob {
     Prefix(Box<[u8]>),
     /// `*literal`.
     Suffix(Box<[u8]>),
+    /// Stars and literals without `?`, such as `s3:*object*` or `log-group:/app*:log-stream:i-1`:
+    /// the prefix and suffix are anchored and each middle literal is found leftmost, in order, between
+    /// them. Greedy leftmost matching is exact for star-only globs, because a later star can always
+    /// absorb what an earlier one skipped.
+    Segments {
+        prefix: Box<[u8]>,
+        middles: Box<[Box<[u8]>]>,
+        suffix: Box<[u8]>,
+    },
     /// Anything else.
     Tokens(Box<[u16]>),
 }
@@ -125,6 +134,16 @@ impl Glob {
                     return Glob::Suffix(literal(tokens.get(1..).unwrap_or_default()));
                 }
             }
+            let mut pieces = tokens.split(|&t| t == STAR);
+            let prefix = literal(pieces.next().unwrap_or_default());
+            let mut middles: Vec<Box<[u8]>> = pieces.map(literal).collect();
+            let suffix = middles.pop().unwrap_or_default();
+            middles.retain(|m| !m.is_empty());
+            return Glob::Segments {
+                prefix,
+                middles: middles.into_boxed_slice(),
+                suffix,
+            };
         }
         Glob::Tokens(tokens.into_boxed_slice())
     }
@@ -136,9 +155,45 @@ impl Glob {
             Glob::Exact(lit) => **lit == *text,
             Glob::Prefix(lit) => text.starts_with(lit),
             Glob::Suffix(lit) => text.ends_with(lit),
+            Glob::Segments {
+                prefix,
+                middles,
+                suffix,
+            } => {
+                if text.len() < prefix.len() + suffix.len() || !text.starts_with(prefix) || !text.ends_with(suffix) {
+                    return false;
+                }
+                let mut rest = text.get(prefix.len()..text.len() - suffix.len()).unwrap_or_default();
+                for middle in middles.iter() {
+                    match find(rest, middle) {
+                        Some(at) => rest = rest.get(at + middle.len()..).unwrap_or_default(),
+                        None => return false,
+                    }
+                }
+                true
+            }
             Glob::Tokens(tokens) => match_tokens(tokens, text),
         }
     }
+}
+
+/// The leftmost position of `needle` in `haystack`: a first-byte scan, enough for the short strings
+/// IAM compares (actions, ARN parts, condition values).
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let Some((&first, rest)) = needle.split_first() else {
+        return Some(0);
+    };
+    let last_start = haystack.len().checked_sub(needle.len())?;
+    let mut start = 0;
+    while start <= last_start {
+        let offset = haystack.get(start..=last_start)?.iter().position(|&b| b == first)?;
+        let at = start + offset;
+        if haystack.get(at + 1..at + needle.len()) == Some(rest) {
+            return Some(at);
+        }
+        start = at + 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -168,6 +223,23 @@ mod tests {
             ("*?", "", false),
             ("", "", true),
             ("", "x", false),
+            ("*bc*", "abcd", true),
+            ("*bc*", "bc", true),
+            ("*bc*", "b", false),
+            ("*bc*", "acbd", false),
+            ("a*d", "abcd", true),
+            ("a*d", "ad", true),
+            ("ab*ba", "aba", false),
+            ("ab*ba", "abba", true),
+            ("s3:*object*", "s3:getobjecttagging", true),
+            ("s3:*object*", "s3:listbucket", false),
+            ("*é*", "aéb", true),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "ac", false),
+            ("*a*b*", "xxbxa", false),
+            ("*a*b*", "xaxb", true),
+            ("a**b", "ab", true),
+            ("abc*abc", "abc", false),
         ];
         for &(pattern, text, expected) in cases {
             assert_eq!(

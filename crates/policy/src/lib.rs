@@ -71,11 +71,13 @@
 
 mod arn;
 mod cli;
+mod compiled;
 mod condition;
 mod context;
 mod error;
 mod eval;
 mod glob;
+mod keys;
 mod policy;
 mod prefixes;
 mod principal;
@@ -83,6 +85,7 @@ mod template;
 mod validate;
 
 pub use cli::{EvalInput, EvalInputError, evaluate_texts};
+pub use compiled::{CompiledSet, DEFAULT_CACHE_CAPACITY, SetSpec, TIME_KEYS};
 pub use context::{Context, ContextValues};
 pub use error::PolicyError;
 pub use eval::{

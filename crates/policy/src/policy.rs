@@ -11,6 +11,7 @@ use crate::arn::ArnPattern;
 use crate::condition::{Clause, Operator};
 use crate::error::PolicyError;
 use crate::glob::Glob;
+use crate::keys::Interner;
 use crate::principal::PrincipalBlock;
 
 /// Which rules a document is validated against.
@@ -124,6 +125,8 @@ pub struct Policy {
     pub(crate) by_service: Vec<(Box<str>, Vec<u32>)>,
     /// Statements that any action may match (`NotAction`, wildcard service prefixes, `*`).
     pub(crate) always: Vec<u32>,
+    /// The lower-cased context keys the policy reads (condition keys, variables), by interned id.
+    pub(crate) keys: Box<[Box<str>]>,
 }
 
 const STATEMENT_ELEMENTS: &[&str] = &[
@@ -185,11 +188,22 @@ impl Policy {
             _ => return Err(PolicyError::Syntax),
         };
         let variables = version == Version::V2012_10_17;
-        let statements = raw_statements
+        let mut statements = raw_statements
             .into_iter()
             .map(|raw| parse_statement(raw, kind, variables))
             .collect::<Result<Vec<_>, _>>()?;
         let (by_service, always) = build_index(&statements);
+        let mut interner = Interner::default();
+        for statement in &mut statements {
+            if let Some(block) = &mut statement.resources {
+                for pattern in &mut block.patterns {
+                    pattern.intern(&mut interner);
+                }
+            }
+            for clause in &mut statement.conditions {
+                clause.intern(&mut interner);
+            }
+        }
         Ok(Policy {
             text: text.into(),
             kind,
@@ -198,6 +212,7 @@ impl Policy {
             statements,
             by_service,
             always,
+            keys: interner.finish(),
         })
     }
 

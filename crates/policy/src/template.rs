@@ -7,8 +7,8 @@
 //! A variable whose key is missing (and has no default) or is multi-valued makes resolution fail;
 //! the caller then treats that element as matching nothing.
 
-use crate::context::Context;
 use crate::glob::{push_literal_tokens, push_pattern_tokens};
+use crate::keys::{Interner, Key, Values};
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,10 +18,7 @@ enum Piece {
     /// A literal character from an escape.
     Escape(char),
     /// A variable with its lower-cased key and optional default.
-    Variable {
-        key_lower: Box<str>,
-        default: Option<Box<str>>,
-    },
+    Variable { key: Key, default: Option<Box<str>> },
 }
 
 /// A policy string containing at least one `${...}`.
@@ -70,7 +67,7 @@ impl Template {
     }
 
     /// Resolves into glob tokens: policy text keeps its wildcards, substitutions and escapes are literal.
-    pub(crate) fn resolve_tokens(&self, ctx: &Context, out: &mut Vec<u16>) -> bool {
+    pub(crate) fn resolve_tokens(&self, ctx: &Values<'_>, out: &mut Vec<u16>) -> bool {
         out.clear();
         for piece in &self.pieces {
             match piece {
@@ -79,7 +76,7 @@ impl Template {
                     let mut buf = [0u8; 4];
                     push_literal_tokens(c.encode_utf8(&mut buf), out);
                 }
-                Piece::Variable { key_lower, default } => match lookup(ctx, key_lower, default.as_deref()) {
+                Piece::Variable { key, default } => match lookup(ctx, key, default.as_deref()) {
                     Some(value) => push_literal_tokens(value, out),
                     None => return false,
                 },
@@ -89,13 +86,13 @@ impl Template {
     }
 
     /// Resolves into a plain string, for operators without wildcards (`StringEquals`, ...).
-    pub(crate) fn resolve_string(&self, ctx: &Context, out: &mut String) -> bool {
+    pub(crate) fn resolve_string(&self, ctx: &Values<'_>, out: &mut String) -> bool {
         out.clear();
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.push_str(text),
                 Piece::Escape(c) => out.push(*c),
-                Piece::Variable { key_lower, default } => match lookup(ctx, key_lower, default.as_deref()) {
+                Piece::Variable { key, default } => match lookup(ctx, key, default.as_deref()) {
                     Some(value) => out.push_str(value),
                     None => return false,
                 },
@@ -104,10 +101,27 @@ impl Template {
         true
     }
 
+    /// Interns the variable keys.
+    pub(crate) fn intern(&mut self, interner: &mut Interner) {
+        for piece in &mut self.pieces {
+            if let Piece::Variable { key, .. } = piece {
+                key.intern(interner);
+            }
+        }
+    }
+
+    /// The variable keys with their interned ids.
+    pub(crate) fn variables(&self) -> impl Iterator<Item = &Key> {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Variable { key, .. } => Some(key),
+            _ => None,
+        })
+    }
+
     /// The lower-cased context keys this template reads, for missing-context reporting.
     pub(crate) fn variable_keys(&self) -> impl Iterator<Item = &str> {
         self.pieces.iter().filter_map(|p| match p {
-            Piece::Variable { key_lower, .. } => Some(&**key_lower),
+            Piece::Variable { key, .. } => Some(&*key.lower),
             _ => None,
         })
     }
@@ -127,14 +141,14 @@ fn parse_variable(inner: &str) -> Piece {
         None => (inner.trim(), None),
     };
     Piece::Variable {
-        key_lower: key.to_lowercase().into_boxed_str(),
+        key: Key::new(key.to_lowercase()),
         default,
     }
 }
 
 /// Looks up a single-valued key; multi-valued keys cannot be policy variables.
-fn lookup<'c>(ctx: &'c Context, key_lower: &str, default: Option<&'c str>) -> Option<&'c str> {
-    match ctx.get_lower(key_lower) {
+fn lookup<'r>(ctx: &'r Values<'_>, key: &Key, default: Option<&'r str>) -> Option<&'r str> {
+    match ctx.get(key) {
         Some([single]) => Some(single),
         Some(_) => None,
         None => default,
@@ -144,6 +158,7 @@ fn lookup<'c>(ctx: &'c Context, key_lower: &str, default: Option<&'c str>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::Context;
 
     #[test]
     fn resolution_table() {
@@ -164,7 +179,7 @@ mod tests {
         for &(text, expected) in cases {
             let template = Template::parse(text).unwrap();
             let mut out = String::new();
-            let ok = template.resolve_string(&ctx, &mut out);
+            let ok = template.resolve_string(&Values::new(&ctx), &mut out);
             assert_eq!(ok.then_some(out.as_str()), expected, "{text}");
         }
         assert!(Template::parse("no variables").is_none());
@@ -176,7 +191,7 @@ mod tests {
         ctx.insert("aws:username", "*");
         let template = Template::parse("home/${aws:username}/*").unwrap();
         let mut tokens = Vec::new();
-        assert!(template.resolve_tokens(&ctx, &mut tokens));
+        assert!(template.resolve_tokens(&Values::new(&ctx), &mut tokens));
         assert!(crate::glob::match_tokens(&tokens, b"home/*/anything"));
         assert!(!crate::glob::match_tokens(&tokens, b"home/alice/anything"));
     }

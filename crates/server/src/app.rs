@@ -41,7 +41,7 @@ impl App {
     pub async fn open(args: &ServeArgs) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
-        let master = Arc::new(MasterKey::load_or_create(&args.data_dir).context("loading the master key")?);
+        let master = Arc::new(args.load_master_key().context("loading the master key")?);
         let store = open_store(&args.store, &args.data_dir).await?;
         check_master_key(store.as_ref(), &master).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::with_offset(time::Duration::seconds(
@@ -96,10 +96,7 @@ impl App {
             master.clone(),
             ids.clone(),
         )));
-        let blobs_dir = blobs_dir(args.blobs.as_deref(), &args.data_dir)?;
-        let fs_blobs = citadel_store::FsBlobStore::new(&blobs_dir)
-            .with_context(|| format!("opening the blob store in {}", blobs_dir.display()))?;
-        let blobs: Arc<dyn citadel_store::BlobStore> = Arc::new(fs_blobs.clone());
+        let (blobs, fs_blobs) = blobs_dir(args.blobs.as_deref(), &args.data_dir)?;
         let sse_kms = Arc::new(citadel_kms::KmsDataKeys::new(
             store.clone(),
             master.clone(),
@@ -143,7 +140,7 @@ impl App {
             store.clone(),
             pipeline.clock().clone(),
             "cloudtrail-delivery",
-            &pipeline.ids().uuid(),
+            &node_id(&args.data_dir)?,
             (args.trail_delivery_interval * 3).max(std::time::Duration::from_secs(10)),
         );
         let delivery = citadel_cloudtrail::spawn_delivery(
@@ -170,7 +167,7 @@ impl App {
             started: Instant::now(),
             max_body_bytes: args.max_body_bytes,
             data_dir: args.data_dir.clone(),
-            fs_blobs: Some(fs_blobs),
+            fs_blobs,
         }))
     }
 
@@ -568,15 +565,55 @@ async fn open_store(spec: &str, data_dir: &Path) -> anyhow::Result<Arc<dyn Store
     anyhow::bail!("--store must be `embedded` or a postgres:// URL, not {spec:?}")
 }
 
-/// The directory `--blobs` names (`file:///path`), or the data directory's.
-fn blobs_dir(spec: Option<&str>, data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
-    match spec {
-        None => Ok(data_dir.join("blobs")),
+/// The blob store `--blobs` names: a directory (`file:///path`, or the data directory's), or an
+/// S3-compatible store (`s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION`, with credentials from
+/// `CITADEL_BLOBS_ACCESS_KEY_ID`/`CITADEL_BLOBS_SECRET_ACCESS_KEY` or the standard AWS variables).
+/// A directory is also returned concretely, for backups; an object store backs up its own blobs.
+fn blobs_dir(
+    spec: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<(Arc<dyn citadel_store::BlobStore>, Option<citadel_store::FsBlobStore>)> {
+    let dir = match spec {
+        None => {
+            let fs_blobs =
+                citadel_store::FsBlobStore::new(&data_dir.join("blobs")).context("opening the blob store")?;
+            return Ok((Arc::new(fs_blobs.clone()), Some(fs_blobs)));
+        }
+        Some(url) if url.starts_with("s3://") => {
+            let store = citadel_store::object_blob::ObjectBlobStore::from_url(url)
+                .context("configuring the S3-compatible blob store")?;
+            return Ok((Arc::new(store), None));
+        }
         Some(url) => match url.strip_prefix("file://") {
-            Some(path) if path.starts_with('/') => Ok(std::path::PathBuf::from(path)),
-            _ => anyhow::bail!("--blobs must be a file:///absolute/path URL, not {url:?}"),
+            Some(path) if path.starts_with('/') => std::path::PathBuf::from(path),
+            _ => anyhow::bail!("--blobs must be a file:///absolute/path or an s3://BUCKET URL, not {url:?}"),
         },
+    };
+    // A directory given by URL may be shared by several nodes: each keeps its own temp area.
+    let fs_blobs = citadel_store::FsBlobStore::shared(&dir, &node_id(data_dir)?)
+        .with_context(|| format!("opening the blob store in {}", dir.display()))?;
+    Ok((Arc::new(fs_blobs.clone()), Some(fs_blobs)))
+}
+
+/// This node's stable identity, kept in `<data-dir>/node-id`: the holder name of its leases (so a
+/// restarted node takes its own lease back at once instead of waiting for it to expire) and the
+/// name of its temp area in a shared blob directory.
+fn node_id(data_dir: &Path) -> anyhow::Result<String> {
+    let file = data_dir.join("node-id");
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        let id = text.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
     }
+    let id = format!("node-{}", uuid_like());
+    std::fs::write(&file, format!("{id}\n")).with_context(|| format!("writing {}", file.display()))?;
+    Ok(id)
+}
+
+fn uuid_like() -> String {
+    let ids = IdGen::new(Arc::new(OsRandom));
+    ids.uuid()
 }
 
 /// The row that proves which master key a store's secrets are sealed under.
@@ -600,15 +637,14 @@ async fn check_master_key(store: &dyn Store, master: &MasterKey) -> anyhow::Resu
             Ok(())
         }
         None => {
+            // Queued rather than committed: it rides along with the next durable commit instead of
+            // costing its own fsync at start-up, and a row lost to a crash is simply written again
+            // on the next start. If another node's row lands first, the precondition drops ours.
             let mut batch = citadel_store::WriteBatch::new();
             batch.expect(META, MASTER_KEY_CHECK, None);
             batch.put(META, MASTER_KEY_CHECK, &master.seal(PROOF, MASTER_KEY_CHECK));
-            match store.commit(batch).await {
-                Ok(()) => Ok(()),
-                // Another node wrote it first: check against theirs.
-                Err(citadel_store::CommitError::Conflict { .. }) => Box::pin(check_master_key(store, master)).await,
-                Err(err) => Err(err.into()),
-            }
+            store.submit(batch);
+            Ok(())
         }
     }
 }

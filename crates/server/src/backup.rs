@@ -17,6 +17,7 @@
 
 use anyhow::{Context as _, bail};
 use citadel_store::seal::MASTER_KEY_FILE;
+use citadel_store::seal_pkcs11::WRAPPED_MASTER_KEY_FILE as WRAPPED_KEY_FILE;
 use citadel_store::{FsBlobStore, Store, WriteBatch};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -44,7 +45,9 @@ pub struct Manifest {
     pub blobs: u64,
     /// Hex SHA-256 of `store.rows`.
     pub sha256: String,
-    /// Whether `master.key` is in the backup (false when the key came from the environment).
+    /// Whether the master key file (`master.key`, or `master.key.wrapped` under an HSM) is in the
+    /// backup (false when the key came from the environment). Blobs in an S3-compatible store
+    /// (`--blobs s3://`) are not copied: that store keeps them (version or replicate the bucket).
     pub master_key: bool,
 }
 
@@ -139,7 +142,11 @@ async fn fill_backup(
         None => 0,
     };
     drop(hold);
-    let master_key = copy_private(&data_dir.join(MASTER_KEY_FILE), &work.join(MASTER_KEY_FILE))?;
+    let plain_key = copy_private(&data_dir.join(MASTER_KEY_FILE), &work.join(MASTER_KEY_FILE))?;
+    // With an HSM the data directory holds the master key only wrapped by the token's key: copy that
+    // (it is ciphertext); restoring it needs the same token.
+    let wrapped_key = copy_private(&data_dir.join(WRAPPED_KEY_FILE), &work.join(WRAPPED_KEY_FILE))?;
+    let master_key = plain_key || wrapped_key;
     copy_private(
         &data_dir.join(crate::app::ROOT_CREDENTIALS_FILE),
         &work.join(crate::app::ROOT_CREDENTIALS_FILE),
@@ -218,7 +225,7 @@ pub async fn restore_backup(src: &Path, store: &dyn Store, data_dir: &Path) -> a
             .await
             .context("copying blobs")??;
     }
-    for file in [MASTER_KEY_FILE, crate::app::ROOT_CREDENTIALS_FILE] {
+    for file in [MASTER_KEY_FILE, WRAPPED_KEY_FILE, crate::app::ROOT_CREDENTIALS_FILE] {
         copy_private(&src.join(file), &data_dir.join(file))?;
     }
     Ok(manifest)

@@ -78,7 +78,9 @@ pub struct ServeArgs {
     #[arg(long, env = "CITADEL_STORE", default_value = "embedded")]
     pub store: String,
     /// Where blobs (object data, log files) live: a `file:///path` directory, which nodes sharing a
-    /// PostgreSQL store must all see. Default: `<data-dir>/blobs`.
+    /// PostgreSQL store must all see, or an S3-compatible bucket
+    /// `s3://BUCKET[/PREFIX]?endpoint=URL&region=R` (credentials from CITADEL_BLOBS_ACCESS_KEY_ID /
+    /// CITADEL_BLOBS_SECRET_ACCESS_KEY, else AWS_*). Default: `<data-dir>/blobs`.
     #[arg(long, env = "CITADEL_BLOBS")]
     pub blobs: Option<String>,
     /// Default region.
@@ -123,6 +125,42 @@ pub struct ServeArgs {
     /// The role (ARN, or name in the default account) whose credentials instance metadata serves.
     #[arg(long, env = "CITADEL_IMDS_ROLE", requires = "imds_listen")]
     pub imds_role: Option<String>,
+    /// Keep the master key wrapped by a key inside a PKCS#11 HSM, never in the clear on disk: the
+    /// module to load (e.g. /usr/lib/softhsm/libsofthsm2.so). The user PIN is read only from
+    /// CITADEL_PKCS11_PIN (a flag would show in `ps`). A plaintext master.key must not exist.
+    #[arg(long, env = "CITADEL_PKCS11_MODULE", requires = "pkcs11_token")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The label of the PKCS#11 token that holds the wrapping key.
+    #[arg(long, env = "CITADEL_PKCS11_TOKEN", requires = "pkcs11_module")]
+    pub pkcs11_token: Option<String>,
+    /// The label of the AES-256 wrapping key inside the token (generated there on first use).
+    #[arg(long, env = "CITADEL_PKCS11_KEY_LABEL", default_value = citadel_store::seal_pkcs11::DEFAULT_KEY_LABEL)]
+    pub pkcs11_key_label: String,
+}
+
+/// The environment variable holding the PKCS#11 user PIN (there is deliberately no flag for it).
+pub const PKCS11_PIN_ENV: &str = "CITADEL_PKCS11_PIN";
+
+impl ServeArgs {
+    /// The master key, where the flags say it lives: unwrapped by the PKCS#11 HSM when
+    /// `--pkcs11-module` is given, otherwise from `CITADEL_MASTER_KEY` or `<data-dir>/master.key`.
+    ///
+    /// # Errors
+    /// A missing `CITADEL_PKCS11_PIN` with the HSM option, or any [`citadel_store::MasterKeyError`].
+    pub fn load_master_key(&self) -> anyhow::Result<citadel_store::MasterKey> {
+        let (Some(module), Some(token)) = (&self.pkcs11_module, &self.pkcs11_token) else {
+            return Ok(citadel_store::MasterKey::load_or_create(&self.data_dir)?);
+        };
+        let pin = std::env::var(PKCS11_PIN_ENV).map_err(|_| {
+            anyhow::anyhow!("--pkcs11-module is set, so {PKCS11_PIN_ENV} must hold the token's user PIN")
+        })?;
+        let config =
+            citadel_store::Pkcs11Config::new(module.clone(), token.clone(), pin, self.pkcs11_key_label.clone());
+        Ok(citadel_store::MasterKey::load_or_create_pkcs11(
+            &self.data_dir,
+            &config,
+        )?)
+    }
 }
 
 /// `citadel agent` flags.

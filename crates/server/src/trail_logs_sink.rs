@@ -11,6 +11,7 @@
 //! Nothing is minted or stored: the session exists only for the call, so a role that loses its
 //! trust or permissions makes the next delivery fail (`LatestCloudWatchLogsDeliveryError`).
 
+use crate::trail_sink::{cloudtrail_request, cloudtrail_service_principal, governed_resource_check, trail_source_keys};
 use async_trait::async_trait;
 use citadel_cloudtrail::{LogEvent, LogSink, LogSinkError, LogTarget, model::parse_log_group_arn};
 use citadel_core::authz::Authorizer;
@@ -22,8 +23,6 @@ use citadel_sts::directory::{IdentityDirectory, RoleInfo};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// The CloudTrail service principal.
-const CLOUDTRAIL: &str = "cloudtrail.amazonaws.com";
 /// The most events one `PutLogEvents` call may carry.
 const MAX_BATCH_EVENTS: usize = 10_000;
 /// The largest `PutLogEvents` batch: message bytes plus 26 per event.
@@ -48,19 +47,9 @@ pub struct LogsTrailSink {
 }
 
 impl LogsTrailSink {
-    /// A request context for `principal` in `region` now, as CloudTrail's calls carry it.
+    /// A request context for `principal` in `region` now, as CloudTrail's calls to Logs carry it.
     fn context(&self, principal: Arc<Principal>, region: &str) -> RequestContext {
-        RequestContext {
-            request_id: String::new(),
-            principal,
-            region: region.to_string(),
-            source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
-            user_agent: CLOUDTRAIL.to_string(),
-            secure_transport: true,
-            time: self.clock.now(),
-            service: "logs",
-            operation: "PutLogEvents",
-        }
+        cloudtrail_request(principal, region, self.clock.now(), "logs", "PutLogEvents")
     }
 
     /// The role session CloudTrail would get from `sts:AssumeRole`, if the role exists in the
@@ -106,33 +95,23 @@ impl LogsTrailSink {
 
     /// Asks the policy engine whether the trust policy lets CloudTrail assume the role for this trail.
     async fn check_trust(&self, role: &RoleInfo, target: &LogTarget) -> Result<(), LogSinkError> {
-        let service = Arc::new(Principal {
-            account_id: String::new(),
-            arn: String::new(),
-            principal_id: CLOUDTRAIL.to_string(),
-            kind: PrincipalKind::Service {
-                name: CLOUDTRAIL.to_string(),
-            },
-            access_key_id: None,
-            tags: Vec::new(),
-            session: None,
-        });
-        let mut ctx = self.context(service, &target.region);
-        ctx.service = "sts";
-        ctx.operation = "AssumeRole";
+        let ctx = cloudtrail_request(
+            cloudtrail_service_principal(),
+            &target.region,
+            self.clock.now(),
+            "sts",
+            "AssumeRole",
+        );
         let authorization = Authorization {
-            checks: vec![Check {
-                action: "sts:AssumeRole".to_string(),
-                resource: role.arn.clone(),
-                resource_account: Some(role.account.clone()),
-                resource_policy: Some(Arc::from(role.trust_policy.as_str())),
-                resource_policy_kind: ResourcePolicyKind::TrustPolicy,
-                resource_tags: role.tags.clone(),
-            }],
-            context: vec![
-                ("aws:SourceArn".to_string(), vec![target.trail_arn.clone()]),
-                ("aws:SourceAccount".to_string(), vec![target.account.clone()]),
-            ],
+            checks: vec![governed_resource_check(
+                "sts:AssumeRole",
+                &role.arn,
+                &role.account,
+                &role.trust_policy,
+                ResourcePolicyKind::TrustPolicy,
+                &role.tags,
+            )],
+            context: trail_source_keys(&target.trail_arn, &target.account).to_vec(),
             always_allowed: false,
         };
         self.authorizer

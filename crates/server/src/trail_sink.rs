@@ -16,8 +16,74 @@ use citadel_store::Store;
 use http_body_util::BodyExt;
 use std::sync::Arc;
 
-/// The CloudTrail principal.
+/// The CloudTrail service principal.
 const CLOUDTRAIL: &str = "cloudtrail.amazonaws.com";
+
+/// CloudTrail acting on its own behalf, as key policies and trust policies name it.
+pub(crate) fn cloudtrail_service_principal() -> Arc<Principal> {
+    Arc::new(Principal {
+        account_id: String::new(),
+        arn: String::new(),
+        principal_id: CLOUDTRAIL.to_string(),
+        kind: PrincipalKind::Service {
+            name: CLOUDTRAIL.to_string(),
+        },
+        access_key_id: None,
+        tags: Vec::new(),
+        session: None,
+    })
+}
+
+/// The context of a call CloudTrail makes itself, as `principal` at `time`: it comes from the
+/// loopback address over a secure transport, with CloudTrail's name as the user agent, because no
+/// client request stands behind it.
+pub(crate) fn cloudtrail_request(
+    principal: Arc<Principal>,
+    region: &str,
+    time: time::OffsetDateTime,
+    service: &'static str,
+    operation: &'static str,
+) -> RequestContext {
+    RequestContext {
+        request_id: String::new(),
+        principal,
+        region: region.to_string(),
+        source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        user_agent: CLOUDTRAIL.to_string(),
+        secure_transport: true,
+        time,
+        service,
+        operation,
+    }
+}
+
+/// A check of `action` on a resource that its own policy governs (a KMS key's key policy, a role's
+/// trust policy), so that the policy engine reads that policy as the resource-based one.
+pub(crate) fn governed_resource_check(
+    action: &str,
+    resource: &str,
+    resource_account: &str,
+    policy: &str,
+    policy_kind: ResourcePolicyKind,
+    resource_tags: &[(String, String)],
+) -> Check {
+    Check {
+        resource_account: Some(resource_account.to_string()),
+        resource_policy: Some(Arc::from(policy)),
+        resource_policy_kind: policy_kind,
+        resource_tags: resource_tags.to_vec(),
+        ..Check::new(action, resource)
+    }
+}
+
+/// The condition keys that name the trail a CloudTrail call is made for, which policies use to
+/// stop one account's trail from using another account's key or role (the confused deputy).
+pub(crate) fn trail_source_keys(trail_arn: &str, trail_account: &str) -> [(String, Vec<String>); 2] {
+    [
+        ("aws:SourceArn".to_string(), vec![trail_arn.to_string()]),
+        ("aws:SourceAccount".to_string(), vec![trail_account.to_string()]),
+    ]
+}
 
 /// Delivers CloudTrail objects through [`S3Frontend::handle_as_service`].
 pub struct S3TrailSink {
@@ -133,49 +199,34 @@ impl ObjectSink for S3TrailSink {
         if !key.arn.starts_with(&format!("arn:aws:kms:{}:", check.region)) {
             return Err(KmsKeyError::NotFound);
         }
-        let principal = Arc::new(Principal {
-            account_id: String::new(),
-            arn: String::new(),
-            principal_id: CLOUDTRAIL.to_string(),
-            kind: PrincipalKind::Service {
-                name: CLOUDTRAIL.to_string(),
-            },
-            access_key_id: None,
-            tags: Vec::new(),
-            session: None,
-        });
-        let ctx = RequestContext {
-            request_id: String::new(),
-            principal,
-            region: check.region.clone(),
-            source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
-            user_agent: CLOUDTRAIL.to_string(),
-            secure_transport: true,
-            time: self.clock.now(),
-            service: "kms",
-            operation: "GenerateDataKey",
-        };
+        let ctx = cloudtrail_request(
+            cloudtrail_service_principal(),
+            &check.region,
+            self.clock.now(),
+            "kms",
+            "GenerateDataKey",
+        );
+        let mut context = vec![
+            (
+                "kms:EncryptionContext:aws:cloudtrail:arn".to_string(),
+                vec![check.trail_arn.clone()],
+            ),
+            (
+                "kms:EncryptionContextKeys".to_string(),
+                vec!["aws:cloudtrail:arn".to_string()],
+            ),
+        ];
+        context.extend(trail_source_keys(&check.trail_arn, &check.account));
         let authorization = Authorization {
-            checks: vec![Check {
-                action: "kms:GenerateDataKey".to_string(),
-                resource: key.arn.clone(),
-                resource_account: Some(key.account.clone()),
-                resource_policy: Some(Arc::from(key.policy.as_str())),
-                resource_policy_kind: ResourcePolicyKind::KeyPolicy,
-                resource_tags: key.tags.clone(),
-            }],
-            context: vec![
-                (
-                    "kms:EncryptionContext:aws:cloudtrail:arn".to_string(),
-                    vec![check.trail_arn.clone()],
-                ),
-                (
-                    "kms:EncryptionContextKeys".to_string(),
-                    vec!["aws:cloudtrail:arn".to_string()],
-                ),
-                ("aws:SourceArn".to_string(), vec![check.trail_arn.clone()]),
-                ("aws:SourceAccount".to_string(), vec![check.account.clone()]),
-            ],
+            checks: vec![governed_resource_check(
+                "kms:GenerateDataKey",
+                &key.arn,
+                &key.account,
+                &key.policy,
+                ResourcePolicyKind::KeyPolicy,
+                &key.tags,
+            )],
+            context,
             always_allowed: false,
         };
         self.authorizer

@@ -120,6 +120,8 @@ pub trait BlobStore: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     root: PathBuf,
+    /// Where puts are assembled before the rename that publishes them (same file system).
+    tmp: PathBuf,
     deletes: std::sync::Arc<parking_lot::Mutex<DeleteGate>>,
 }
 
@@ -165,16 +167,42 @@ impl FsBlobStore {
     pub fn new(dir: &Path) -> Result<Self, BlobError> {
         let store = Self {
             root: dir.to_path_buf(),
+            tmp: dir.join("tmp"),
             deletes: std::sync::Arc::default(),
         };
-        std::fs::create_dir_all(store.objects_dir())?;
-        let tmp = store.tmp_dir();
-        // Anything in tmp/ is an unfinished put from a previous process: nobody will finish it.
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
-        }
-        std::fs::create_dir_all(&tmp)?;
+        store.prepare()?;
         Ok(store)
+    }
+
+    /// Like [`FsBlobStore::new`] for a directory several nodes share: this node's unfinished puts
+    /// live in `tmp/<node>/`, so a node restarting clears only its own leftovers and never the
+    /// uploads other live nodes have in flight. `node` must be stable across restarts of one node
+    /// (and distinct between nodes) for leftovers to be cleared.
+    ///
+    /// # Errors
+    /// As [`FsBlobStore::new`]; also an unusable `node` name.
+    pub fn shared(dir: &Path, node: &str) -> Result<Self, BlobError> {
+        if node.is_empty() || !node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(BlobError::InvalidKey);
+        }
+        let store = Self {
+            root: dir.to_path_buf(),
+            tmp: dir.join("tmp").join(node),
+            deletes: std::sync::Arc::default(),
+        };
+        store.prepare()?;
+        Ok(store)
+    }
+
+    fn prepare(&self) -> Result<(), BlobError> {
+        std::fs::create_dir_all(self.objects_dir())?;
+        // Anything in our tmp directory is an unfinished put from a previous run: nobody will
+        // finish it.
+        if self.tmp.exists() {
+            std::fs::remove_dir_all(&self.tmp)?;
+        }
+        std::fs::create_dir_all(&self.tmp)?;
+        Ok(())
     }
 
     fn objects_dir(&self) -> PathBuf {
@@ -228,7 +256,7 @@ impl FsBlobStore {
     }
 
     fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.tmp.clone()
     }
 
     /// The file of `key`: only hex digits come from the key, so it is always inside the root.

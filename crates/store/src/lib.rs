@@ -24,6 +24,7 @@
 //! - [`keys`]: an order-preserving encoding of tuples into keys, for range scans by prefix.
 //! - [`blob`]: [`BlobStore`] for large objects streamed in bounded memory, and [`FsBlobStore`].
 //! - [`seal`]: [`MasterKey`], which seals secrets (AES-256-GCM) before they reach any store.
+//! - [`seal_pkcs11`]: the option that keeps the master key wrapped by a key inside a PKCS#11 HSM.
 //!
 //! **Architecture invariant:** services see only `Arc<dyn Store>` and `Arc<dyn BlobStore>`; nothing
 //! outside this crate names redb.
@@ -34,9 +35,11 @@ pub mod batch;
 pub mod blob;
 pub mod error;
 pub mod keys;
+pub mod object_blob;
 pub mod postgres;
 pub mod redb_adapter;
 pub mod seal;
+pub mod seal_pkcs11;
 pub mod store;
 
 #[cfg(any(test, feature = "conformance"))]
@@ -48,4 +51,5 @@ pub use error::{CommitError, StoreError};
 pub use postgres::{PgOptions, PgStore};
 pub use redb_adapter::{CommitStats, RedbStore};
 pub use seal::{MasterKey, MasterKeyError, SealError};
+pub use seal_pkcs11::{Pkcs11Config, Pkcs11Error};
 pub use store::{Rows, Snapshot, Store};

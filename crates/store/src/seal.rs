@@ -4,6 +4,8 @@
 //! are written to any store, so a copy of the database alone reveals nothing.
 //! The master key lives outside the database: in `<data-dir>/master.key` (mode 0600, created on
 //! first start) or in the `CITADEL_MASTER_KEY` environment variable (base64), which wins when set.
+//! Alternatively it is kept wrapped by a key inside a PKCS#11 HSM, in `<data-dir>/master.key.wrapped`,
+//! and never stored in the clear: see [`crate::seal_pkcs11`].
 //!
 //! # Sealed layout
 //!
@@ -61,6 +63,13 @@ pub enum MasterKeyError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The data directory and the options disagree on where the master key lives (for example a
+    /// plaintext `master.key` beside the PKCS#11 option); nothing is guessed.
+    #[error("{0}")]
+    Conflict(String),
+    /// The master key could not be unwrapped from, or wrapped into, a PKCS#11 HSM.
+    #[error(transparent)]
+    Pkcs11(#[from] crate::seal_pkcs11::Pkcs11Error),
 }
 
 /// Why a sealed value could not be opened.
@@ -103,6 +112,16 @@ impl MasterKey {
         }
     }
 
+    /// A key whose bytes are already in zeroizing memory (so no plain copy is made).
+    pub(crate) fn from_zeroizing(bytes: Zeroizing<[u8; 32]>) -> Self {
+        Self { bytes }
+    }
+
+    /// The raw key, for wrapping it under an HSM key.
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
     /// A key from standard base64 (surrounding whitespace is ignored).
     ///
     /// # Errors
@@ -129,8 +148,11 @@ impl MasterKey {
     /// creating that file (mode 0600) with a fresh key on first use.
     ///
     /// # Errors
-    /// An invalid key, an unreadable or unwritable file, or a key file accessible to others.
+    /// An invalid key, an unreadable or unwritable file, a key file accessible to others, or
+    /// [`MasterKeyError::Conflict`] when the directory's master key is kept by an HSM
+    /// (`master.key.wrapped` exists: [`MasterKey::load_or_create_pkcs11`] opens it).
     pub fn load_or_create(dir: &Path) -> Result<Self, MasterKeyError> {
+        refuse_hsm_directory(dir)?;
         match std::env::var(MASTER_KEY_ENV) {
             Ok(text) if !text.trim().is_empty() => Self::from_base64(&text),
             _ => Self::load_or_create_file(dir),
@@ -143,6 +165,7 @@ impl MasterKey {
     /// # Errors
     /// As [`MasterKey::load_or_create`].
     pub fn load_or_create_file(dir: &Path) -> Result<Self, MasterKeyError> {
+        refuse_hsm_directory(dir)?;
         let path = dir.join(MASTER_KEY_FILE);
         let io = |source| MasterKeyError::Io {
             path: path.clone(),
@@ -243,6 +266,20 @@ impl MasterKey {
     }
 }
 
+/// Refuses a data directory whose master key is wrapped by an HSM key, so that no tool creates a
+/// second, plaintext master key beside it (data sealed under the two could never be told apart).
+fn refuse_hsm_directory(dir: &Path) -> Result<(), MasterKeyError> {
+    let wrapped = dir.join(crate::seal_pkcs11::WRAPPED_MASTER_KEY_FILE);
+    if wrapped.exists() {
+        return Err(MasterKeyError::Conflict(format!(
+            "{} exists: this data directory's master key is kept wrapped by a PKCS#11 HSM key, \
+             so it must be opened with the PKCS#11 option (citadel serve --pkcs11-module)",
+            wrapped.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The authenticated data: the version byte, then the caller's aad.
 fn full_aad(aad: &[u8]) -> Vec<u8> {
     let mut full = Vec::with_capacity(1 + aad.len());
@@ -335,6 +372,22 @@ mod tests {
             MasterKey::load_or_create_file(&data_dir),
             Err(MasterKeyError::InsecurePermissions { mode: 0o644, .. })
         ));
+    }
+
+    #[test]
+    fn hsm_data_directory_is_refused() {
+        // A directory whose master key is wrapped by an HSM key never gets a plaintext key beside it.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(crate::seal_pkcs11::WRAPPED_MASTER_KEY_FILE), [0u8; 61]).unwrap();
+        assert!(matches!(
+            MasterKey::load_or_create_file(dir.path()),
+            Err(MasterKeyError::Conflict(_))
+        ));
+        assert!(matches!(
+            MasterKey::load_or_create(dir.path()),
+            Err(MasterKeyError::Conflict(_))
+        ));
+        assert!(!dir.path().join(MASTER_KEY_FILE).exists());
     }
 
     #[test]

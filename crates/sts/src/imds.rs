@@ -21,8 +21,7 @@
 //! connection, answered with `Connection: close`), so that this crate needs no HTTP server
 //! dependency; [`Imds::handle`] is the protocol-free core that tests call directly.
 
-use crate::token::{ClaimKind, SessionClaims};
-use crate::{RoleInfo, Sts};
+use crate::{RoleInfo, Sts, iso8601_seconds, role_session};
 use base64::Engine;
 use citadel_core::clock::Clock;
 use citadel_policy as policy;
@@ -167,7 +166,7 @@ impl Imds {
                     Err(message) => ImdsResponse::text(
                         200,
                         json!({"Code": "AssumeRoleUnauthorizedAccess", "Message": message,
-                            "LastUpdated": iso(now)})
+                            "LastUpdated": iso8601_seconds(now)})
                         .to_string(),
                     ),
                 },
@@ -199,38 +198,17 @@ impl Imds {
             ));
         }
         let expires = now + SESSION_SECONDS;
-        let claims = SessionClaims {
-            secret: String::new(),
-            account: role.account.clone(),
-            arn: format!("arn:aws:sts::{}:assumed-role/{}/{INSTANCE_ID}", role.account, role.name),
-            principal_id: format!("{}:{INSTANCE_ID}", role.id),
-            kind: ClaimKind::AssumedRole {
-                role_arn: role.arn.clone(),
-                role_name: role.name.clone(),
-                role_id: role.id.clone(),
-                session_name: INSTANCE_ID.into(),
-            },
-            principal_tags: role.tags.clone(),
-            issued: now,
-            expires,
-            mfa_at: None,
-            source_identity: None,
-            session_tags: Vec::new(),
-            transitive_tag_keys: Vec::new(),
-            policies: None,
-            issuer_operation: "AssumeRole".into(),
-            federated_provider: None,
-        };
+        let claims = role_session::claims(&role, INSTANCE_ID, now, expires, "AssumeRole");
         let minted = self.sts.mint(claims).map_err(|e| e.message)?;
         let field = |name: &str| minted.get(name).cloned().unwrap_or(Value::Null);
         let document = json!({
             "Code": "Success",
-            "LastUpdated": iso(now),
+            "LastUpdated": iso8601_seconds(now),
             "Type": "AWS-HMAC",
             "AccessKeyId": field("AccessKeyId"),
             "SecretAccessKey": field("SecretAccessKey"),
             "Token": field("SessionToken"),
-            "Expiration": iso(expires),
+            "Expiration": iso8601_seconds(expires),
         });
         if let Ok(mut cache) = self.cached.lock() {
             *cache = Some((expires, document.clone()));
@@ -314,37 +292,12 @@ fn encode(response: &ImdsResponse) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn iso(seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .map(citadel_core::clock::iso8601)
-        .unwrap_or_default()
-}
-
 /// Whether the role's trust policy allows `ec2.amazonaws.com` to assume it.
 fn ec2_may_assume(role: &RoleInfo, now: time::OffsetDateTime) -> bool {
-    let Ok(trust) = policy::Policy::parse(&role.trust_policy, policy::PolicyKind::Trust) else {
-        return false;
-    };
     let mut context = policy::Context::new();
     context.insert_date("aws:CurrentTime", now);
     context.insert_number("aws:EpochTime", now.unix_timestamp());
     context.insert("aws:PrincipalServiceName", EC2_SERVICE);
-    let request = policy::Request {
-        principal: policy::Principal::new(EC2_SERVICE, "", policy::PrincipalKind::Service { name: EC2_SERVICE }),
-        action: "sts:AssumeRole",
-        resource: Some(role.arn.as_str()),
-        resource_account: Some(role.account.as_str()),
-        context: &context,
-    };
-    let set = policy::PolicySet {
-        resource: Some(policy::ResourcePolicy {
-            policy: policy::PolicyRef {
-                id: "trust-policy",
-                policy: &trust,
-            },
-            kind: policy::ResourcePolicyKind::TrustPolicy,
-        }),
-        ..Default::default()
-    };
-    policy::evaluate(&request, &set).is_allowed()
+    let principal = policy::Principal::new(EC2_SERVICE, "", policy::PrincipalKind::Service { name: EC2_SERVICE });
+    role_session::trust_policy_allows(role, principal, &["sts:AssumeRole"], &context)
 }

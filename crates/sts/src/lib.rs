@@ -14,6 +14,9 @@
 //! Federation: [`webid`] verifies OpenID Connect tokens and [`saml`] SAML 2.0 responses (XML
 //! signatures by [`xmldsig`] over the exclusive canonicalization of [`c14n`]); both evaluate the
 //! role's trust policy for the provider as a federated principal.
+//! Once the caller is known, `AssumeRole`, both federation operations and [`imds`] share one path
+//! (the trust-policy question, the session's claims, the answer and its audited resource), kept in
+//! the private `role_session` module.
 //!
 //! IAM facts (roles, MFA devices, identity providers, managed policies) come through the
 //! [`IdentityDirectory`] trait; [`IamDirectory`] implements it over IAM's tables.
@@ -24,6 +27,7 @@ pub mod imds;
 pub mod input;
 pub mod keyid;
 pub mod message;
+mod role_session;
 pub mod saml;
 pub mod token;
 pub mod webid;
@@ -38,8 +42,8 @@ pub use token::{ClaimKind, SessionClaims, TokenSealer};
 
 use citadel_core::identity::{CredentialError, CredentialResolver, ResolvedCredential, SessionResolver};
 use citadel_core::{
-    AuditResource, Authorization, Authorized, Call, Check, Effect, IdGen, OperationSpec, Principal, PrincipalKind,
-    ResourcePolicyKind, Service, ServiceSpec,
+    Authorization, Authorized, Call, Check, Effect, IdGen, OperationSpec, Principal, PrincipalKind, ResourcePolicyKind,
+    Service, ServiceSpec,
 };
 use citadel_store::{MasterKey, Store, WriteBatch};
 use citadel_wire::{AwsError, Protocol};
@@ -236,6 +240,26 @@ impl SessionResolver for Sts {
 /// AWS's AccessDenied for the query protocol.
 fn access_denied(message: impl Into<String>) -> AwsError {
     AwsError::new("AccessDenied", 403, message)
+}
+
+/// A time in epoch seconds as STS writes it in messages and documents (ISO 8601, whole seconds).
+fn iso8601_seconds(seconds: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .map(citadel_core::clock::iso8601)
+        .unwrap_or_default()
+}
+
+/// AWS's error for a web identity token or SAML assertion used at `now`, past its `expires`.
+fn expired_token(now: i64, expires: i64) -> AwsError {
+    AwsError::new(
+        "ExpiredTokenException",
+        400,
+        format!(
+            "Token expired: current date/time {} must be before the expiration date/time {}",
+            iso8601_seconds(now),
+            iso8601_seconds(expires)
+        ),
+    )
 }
 
 fn invalid_mfa_code() -> AwsError {
@@ -484,11 +508,7 @@ impl Sts {
                 "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
             ));
         }
-        if duration > role.max_session_duration {
-            return Err(validation(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
-            ));
-        }
+        role_session::check_duration(&role, duration)?;
         let policies = input::session_policies(&call.input, self.directory.as_ref(), &role.account).await?;
         let passed_tags = input::session_tags(&call.input)?;
         let mut transitive = input::transitive_keys(&call.input, &passed_tags)?;
@@ -525,56 +545,19 @@ impl Sts {
         let mfa = self.verify_mfa(call).await?;
         let now = call.ctx.time.unix_timestamp();
         let claims = SessionClaims {
-            secret: String::new(),
-            account: role.account.clone(),
-            arn: format!(
-                "arn:aws:sts::{}:assumed-role/{}/{session_name}",
-                role.account, role.name
-            ),
-            principal_id: format!("{}:{session_name}", role.id),
-            kind: ClaimKind::AssumedRole {
-                role_arn: role.arn.clone(),
-                role_name: role.name.clone(),
-                role_id: role.id.clone(),
-                session_name: session_name.to_string(),
-            },
-            principal_tags: role.tags.clone(),
-            issued: now,
-            expires: now + duration,
             mfa_at: mfa.as_ref().map(|_| now),
-            source_identity: source_identity.clone(),
+            source_identity,
             session_tags,
             transitive_tag_keys: transitive,
             policies: policies.for_session(),
-            issuer_operation: "AssumeRole".into(),
-            federated_provider: None,
+            ..role_session::claims(&role, session_name, now, now + duration, "AssumeRole")
         };
-        let mut output = Map::new();
-        output.insert(
-            "AssumedRoleUser".into(),
-            json!({"AssumedRoleId": claims.principal_id, "Arn": claims.arn}),
-        );
-        output.insert("Credentials".into(), self.mint(claims)?);
-        if let Some(packed) = packed {
-            output.insert("PackedPolicySize".into(), json!(packed));
-        }
-        if let Some(source) = source_identity {
-            output.insert("SourceIdentity".into(), json!(source));
-        }
         let mut batch = WriteBatch::new();
         if let Some(mfa) = &mfa {
             self.directory
                 .record_mfa_use(&mut batch, &caller.account_id, &mfa.device, mfa.step);
         }
-        Ok(Effect {
-            output: Value::Object(output),
-            batch,
-            resources: vec![AuditResource {
-                arn: role.arn.clone(),
-                account_id: role.account.clone(),
-                resource_type: "AWS::IAM::Role",
-            }],
-        })
+        self.start_role_session(&role, claims, packed, Map::new(), batch)
     }
 
     async fn get_session_token(&self, call: &Call) -> Result<Effect, AwsError> {

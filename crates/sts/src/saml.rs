@@ -22,13 +22,13 @@
 //! `sts:SetSourceIdentity` for `SourceIdentity`) with the `saml:*` context keys AWS documents.
 
 use crate::c14n::{self, Element};
-use crate::input::{opt_i64, req_str, validation};
-use crate::token::{ClaimKind, SessionClaims};
+use crate::input::{opt_i64, req_str};
+use crate::token::SessionClaims;
 use crate::xmldsig::{self, DSIG, IdpMetadata};
-use crate::{RoleInfo, Sts, access_denied};
+use crate::{Sts, access_denied, expired_token, role_session};
 use base64::Engine;
-use citadel_core::{AuditResource, Call, Effect};
-use citadel_policy as policy;
+use citadel_core::{Call, Effect};
+use citadel_store::WriteBatch;
 use citadel_wire::AwsError;
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
@@ -135,24 +135,6 @@ fn parse_instant(text: &str) -> Result<i64, AwsError> {
     time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp())
         .map_err(|_| invalid(format!("Invalid SAML response: {text} is not a valid dateTime.")))
-}
-
-fn iso(seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .map(citadel_core::clock::iso8601)
-        .unwrap_or_default()
-}
-
-fn expired(now: i64, not_on_or_after: i64) -> AwsError {
-    AwsError::new(
-        "ExpiredTokenException",
-        400,
-        format!(
-            "Token expired: current date/time {} must be before the expiration date/time {}",
-            iso(now),
-            iso(not_on_or_after)
-        ),
-    )
 }
 
 /// True for the AWS sign-in endpoint, global (`https://signin.aws.amazon.com/saml`) or regional
@@ -283,7 +265,7 @@ pub fn verify_response(encoded: &str, metadata: &IdpMetadata, now: i64) -> Resul
         if let Some(not_on_or_after) = conditions.attr("NotOnOrAfter") {
             let limit = parse_instant(not_on_or_after)?;
             if now >= limit {
-                return Err(expired(now, limit));
+                return Err(expired_token(now, limit));
             }
         }
     }
@@ -318,7 +300,7 @@ pub fn verify_response(encoded: &str, metadata: &IdpMetadata, now: i64) -> Resul
         .ok_or_else(|| invalid("Invalid SAML response: SubjectConfirmationData must have NotOnOrAfter."))
         .and_then(parse_instant)?;
     if now >= not_on_or_after {
-        return Err(expired(now, not_on_or_after));
+        return Err(expired_token(now, not_on_or_after));
     }
     if let Some(not_before) = confirmation.attr("NotBefore")
         && now + NOT_BEFORE_LEEWAY < parse_instant(not_before)?
@@ -437,13 +419,7 @@ impl Sts {
         let qualifier = name_qualifier(&response.issuer, provider_account, provider_name);
 
         // Trust: the provider, as a federated principal, with the assertion's claims as context.
-        let mut context = policy::Context::new();
-        context.insert_date("aws:CurrentTime", call.ctx.time);
-        context.insert_number("aws:EpochTime", now);
-        context.insert_ip("aws:SourceIp", call.ctx.source_ip);
-        context.insert("aws:UserAgent", call.ctx.user_agent.as_str());
-        context.insert("aws:FederatedProvider", provider.arn.as_str());
-        context.insert("sts:RoleSessionName", session_name.as_str());
+        let mut context = role_session::federated_context(call, &provider.arn, &session_name);
         context.insert("saml:sub", response.subject.as_str());
         if let Some(sub_type) = response.subject_type() {
             context.insert("saml:sub_type", sub_type);
@@ -470,7 +446,8 @@ impl Sts {
         if source_identity.is_some() {
             actions.push("sts:SetSourceIdentity");
         }
-        if !trust_allows(&role, &provider.arn, &actions, &context) {
+        let principal = role_session::federated_principal(&provider.arn);
+        if !role_session::trust_policy_allows(&role, principal, &actions, &context) {
             return Err(denied());
         }
 
@@ -487,51 +464,25 @@ impl Sts {
             None => None,
         };
         let duration = requested.or(attribute_duration).unwrap_or(crate::DEFAULT_ROLE_DURATION);
-        if duration > role.max_session_duration {
-            return Err(validation(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
-            ));
-        }
+        role_session::check_duration(&role, duration)?;
         let mut expires = now + duration;
         if let Some(limit) = response.session_not_on_or_after {
             if limit <= now {
-                return Err(expired(now, limit));
+                return Err(expired_token(now, limit));
             }
             expires = expires.min(limit);
         }
         let policies = crate::input::session_policies(&call.input, self.directory.as_ref(), &role.account).await?;
         let packed = crate::input::packed_size(&policies, &tags)?;
         let claims = SessionClaims {
-            secret: String::new(),
-            account: role.account.clone(),
-            arn: format!(
-                "arn:aws:sts::{}:assumed-role/{}/{session_name}",
-                role.account, role.name
-            ),
-            principal_id: format!("{}:{session_name}", role.id),
-            kind: ClaimKind::AssumedRole {
-                role_arn: role.arn.clone(),
-                role_name: role.name.clone(),
-                role_id: role.id.clone(),
-                session_name: session_name.clone(),
-            },
-            principal_tags: role.tags.clone(),
-            issued: now,
-            expires,
-            mfa_at: None,
-            source_identity: source_identity.clone(),
+            source_identity,
             session_tags: tags,
             transitive_tag_keys: transitive,
             policies: policies.for_session(),
-            issuer_operation: "AssumeRoleWithSAML".into(),
             federated_provider: Some(provider.arn.clone()),
+            ..role_session::claims(&role, &session_name, now, expires, "AssumeRoleWithSAML")
         };
         let mut output = Map::new();
-        output.insert(
-            "AssumedRoleUser".into(),
-            json!({"AssumedRoleId": claims.principal_id, "Arn": claims.arn}),
-        );
-        output.insert("Credentials".into(), self.mint(claims)?);
         output.insert("Subject".into(), json!(response.subject));
         if let Some(sub_type) = response.subject_type() {
             output.insert("SubjectType".into(), json!(sub_type));
@@ -539,49 +490,8 @@ impl Sts {
         output.insert("Issuer".into(), json!(response.issuer));
         output.insert("Audience".into(), json!(response.recipient));
         output.insert("NameQualifier".into(), json!(qualifier));
-        if let Some(packed) = packed {
-            output.insert("PackedPolicySize".into(), json!(packed));
-        }
-        if let Some(source) = source_identity {
-            output.insert("SourceIdentity".into(), json!(source));
-        }
-        Ok(Effect {
-            output: Value::Object(output),
-            batch: Default::default(),
-            resources: vec![AuditResource {
-                arn: role.arn.clone(),
-                account_id: role.account.clone(),
-                resource_type: "AWS::IAM::Role",
-            }],
-        })
+        self.start_role_session(&role, claims, packed, output, WriteBatch::new())
     }
-}
-
-/// Whether `role`'s trust policy allows the federated `provider` every one of `actions`.
-fn trust_allows(role: &RoleInfo, provider: &str, actions: &[&str], context: &policy::Context) -> bool {
-    let Ok(trust) = policy::Policy::parse(&role.trust_policy, policy::PolicyKind::Trust) else {
-        return false;
-    };
-    let set = policy::PolicySet {
-        resource: Some(policy::ResourcePolicy {
-            policy: policy::PolicyRef {
-                id: "trust-policy",
-                policy: &trust,
-            },
-            kind: policy::ResourcePolicyKind::TrustPolicy,
-        }),
-        ..Default::default()
-    };
-    actions.iter().all(|action| {
-        let request = policy::Request {
-            principal: policy::Principal::new(provider, "", policy::PrincipalKind::WebIdentity { provider }),
-            action,
-            resource: Some(role.arn.as_str()),
-            resource_account: Some(role.account.as_str()),
-            context,
-        };
-        policy::evaluate(&request, &set).is_allowed()
-    })
 }
 
 #[cfg(test)]

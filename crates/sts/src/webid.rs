@@ -12,12 +12,12 @@
 //! issuer); `https://` issuers need their JWKS configured until a TLS client with thumbprint
 //! verification is added.
 
-use crate::input::{opt_i64, req_str, validation};
-use crate::token::{ClaimKind, SessionClaims};
-use crate::{Sts, access_denied};
+use crate::input::{opt_i64, req_str};
+use crate::token::SessionClaims;
+use crate::{Sts, access_denied, expired_token, role_session};
 use base64::Engine;
-use citadel_core::{AuditResource, Call, Effect};
-use citadel_policy as policy;
+use citadel_core::{Call, Effect};
+use citadel_store::WriteBatch;
 use citadel_wire::AwsError;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -228,12 +228,6 @@ fn claim_values(claims: &Value, name: &str) -> Vec<String> {
     }
 }
 
-fn iso(seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .map(citadel_core::clock::iso8601)
-        .unwrap_or_default()
-}
-
 impl Sts {
     pub(crate) async fn assume_role_with_web_identity(&self, call: &Call) -> Result<Effect, AwsError> {
         let role_arn = req_str(&call.input, "RoleArn")?;
@@ -264,15 +258,7 @@ impl Sts {
             .and_then(Value::as_i64)
             .ok_or_else(|| invalid_token("The ID Token provided does not contain an expiration."))?;
         if now >= exp {
-            return Err(AwsError::new(
-                "ExpiredTokenException",
-                400,
-                format!(
-                    "Token expired: current date/time {} must be before the expiration date/time {}",
-                    iso(now),
-                    iso(exp)
-                ),
-            ));
+            return Err(expired_token(now, exp));
         }
         if let Some(nbf) = jwt.claims.get("nbf").and_then(Value::as_i64)
             && now + NBF_LEEWAY < nbf
@@ -298,14 +284,7 @@ impl Sts {
             ))
         };
         let role = role.ok_or_else(denied)?;
-        let trust = policy::Policy::parse(&role.trust_policy, policy::PolicyKind::Trust).map_err(|_| denied())?;
-        let mut context = policy::Context::new();
-        context.insert_date("aws:CurrentTime", call.ctx.time);
-        context.insert_number("aws:EpochTime", now);
-        context.insert_ip("aws:SourceIp", call.ctx.source_ip);
-        context.insert("aws:UserAgent", call.ctx.user_agent.as_str());
-        context.insert("aws:FederatedProvider", provider.arn.as_str());
-        context.insert("sts:RoleSessionName", session_name);
+        let mut context = role_session::federated_context(call, &provider.arn, session_name);
         context.insert(&format!("{key_prefix}:sub"), subject.as_str());
         context.insert_multi(&format!("{key_prefix}:aud"), audiences.iter().map(String::as_str));
         context.insert(&format!("{key_prefix}:oaud"), audience.as_str());
@@ -313,87 +292,25 @@ impl Sts {
         if !amr.is_empty() {
             context.insert_multi(&format!("{key_prefix}:amr"), amr.iter().map(String::as_str));
         }
-        let request = policy::Request {
-            principal: policy::Principal::new(
-                &provider.arn,
-                "",
-                policy::PrincipalKind::WebIdentity {
-                    provider: &provider.arn,
-                },
-            ),
-            action: "sts:AssumeRoleWithWebIdentity",
-            resource: Some(role.arn.as_str()),
-            resource_account: Some(role.account.as_str()),
-            context: &context,
-        };
-        let set = policy::PolicySet {
-            resource: Some(policy::ResourcePolicy {
-                policy: policy::PolicyRef {
-                    id: "trust-policy",
-                    policy: &trust,
-                },
-                kind: policy::ResourcePolicyKind::TrustPolicy,
-            }),
-            ..Default::default()
-        };
-        if !policy::evaluate(&request, &set).is_allowed() {
+        let principal = role_session::federated_principal(&provider.arn);
+        if !role_session::trust_policy_allows(&role, principal, &["sts:AssumeRoleWithWebIdentity"], &context) {
             return Err(denied());
         }
 
         let duration = opt_i64(&call.input, "DurationSeconds").unwrap_or(crate::DEFAULT_ROLE_DURATION);
-        if duration > role.max_session_duration {
-            return Err(validation(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
-            ));
-        }
+        role_session::check_duration(&role, duration)?;
         let policies = crate::input::session_policies(&call.input, self.directory.as_ref(), &role.account).await?;
         let packed = crate::input::packed_size(&policies, &[])?;
         let claims = SessionClaims {
-            secret: String::new(),
-            account: role.account.clone(),
-            arn: format!(
-                "arn:aws:sts::{}:assumed-role/{}/{session_name}",
-                role.account, role.name
-            ),
-            principal_id: format!("{}:{session_name}", role.id),
-            kind: ClaimKind::AssumedRole {
-                role_arn: role.arn.clone(),
-                role_name: role.name.clone(),
-                role_id: role.id.clone(),
-                session_name: session_name.to_string(),
-            },
-            principal_tags: role.tags.clone(),
-            issued: now,
-            expires: now + duration,
-            mfa_at: None,
-            source_identity: None,
-            session_tags: Vec::new(),
-            transitive_tag_keys: Vec::new(),
             policies: policies.for_session(),
-            issuer_operation: "AssumeRoleWithWebIdentity".into(),
             federated_provider: Some(provider.arn.clone()),
+            ..role_session::claims(&role, session_name, now, now + duration, "AssumeRoleWithWebIdentity")
         };
         let mut output = Map::new();
         output.insert("SubjectFromWebIdentityToken".into(), json!(subject));
-        output.insert(
-            "AssumedRoleUser".into(),
-            json!({"AssumedRoleId": claims.principal_id, "Arn": claims.arn}),
-        );
-        output.insert("Credentials".into(), self.mint(claims)?);
         output.insert("Provider".into(), json!(key_prefix));
         output.insert("Audience".into(), json!(audience));
-        if let Some(packed) = packed {
-            output.insert("PackedPolicySize".into(), json!(packed));
-        }
-        Ok(Effect {
-            output: Value::Object(output),
-            batch: Default::default(),
-            resources: vec![AuditResource {
-                arn: role.arn.clone(),
-                account_id: role.account.clone(),
-                resource_type: "AWS::IAM::Role",
-            }],
-        })
+        self.start_role_session(&role, claims, packed, output, WriteBatch::new())
     }
 }
 

@@ -414,25 +414,40 @@ fn random_identity(rng: &mut Rng, t: &Target) -> Vec<Value> {
 // Conditions.
 // ---------------------------------------------------------------------------------------------------------
 
-/// One condition family: `(base operators, key, policy values, request values)`.
+/// One condition family: its operators, the key it tests, and the values policies and requests give it.
+///
+/// An operator's name is `operator_prefix` followed by one of `operator_suffixes`, because the
+/// numeric and date families share AWS's six comparisons and the table should say so once.
 struct Family {
     name: &'static str,
-    operators: &'static [&'static str],
+    operator_prefix: &'static str,
+    operator_suffixes: &'static [&'static str],
     key: &'static str,
     policy_values: &'static [&'static str],
     request_values: &'static [&'static str],
 }
 
+/// The comparisons of the numeric and date operators (`NumericLessThan`, `DateGreaterThanEquals`, ...).
+const ORDERED_COMPARISONS: &[&str] = &[
+    "Equals",
+    "NotEquals",
+    "LessThan",
+    "LessThanEquals",
+    "GreaterThan",
+    "GreaterThanEquals",
+];
+
 const FAMILIES: &[Family] = &[
     Family {
         name: "string",
-        operators: &[
-            "StringEquals",
-            "StringNotEquals",
-            "StringEqualsIgnoreCase",
-            "StringNotEqualsIgnoreCase",
-            "StringLike",
-            "StringNotLike",
+        operator_prefix: "String",
+        operator_suffixes: &[
+            "Equals",
+            "NotEquals",
+            "EqualsIgnoreCase",
+            "NotEqualsIgnoreCase",
+            "Like",
+            "NotLike",
         ],
         key: "aws:PrincipalTag/team",
         policy_values: &["blue", "Blue", "red", "bl*", "b?ue", "*", ""],
@@ -440,28 +455,16 @@ const FAMILIES: &[Family] = &[
     },
     Family {
         name: "numeric",
-        operators: &[
-            "NumericEquals",
-            "NumericNotEquals",
-            "NumericLessThan",
-            "NumericLessThanEquals",
-            "NumericGreaterThan",
-            "NumericGreaterThanEquals",
-        ],
+        operator_prefix: "Numeric",
+        operator_suffixes: ORDERED_COMPARISONS,
         key: "aws:MultiFactorAuthAge",
         policy_values: &["10", "100", "3600", "0", "1.5", "-5", "100.0"],
         request_values: &["5", "100", "3600.0", "7200", "1.5", "-10", "0"],
     },
     Family {
         name: "date",
-        operators: &[
-            "DateEquals",
-            "DateNotEquals",
-            "DateLessThan",
-            "DateLessThanEquals",
-            "DateGreaterThan",
-            "DateGreaterThanEquals",
-        ],
+        operator_prefix: "Date",
+        operator_suffixes: ORDERED_COMPARISONS,
         key: "aws:CurrentTime",
         policy_values: &[
             "2025-01-01T00:00:00Z",
@@ -478,21 +481,24 @@ const FAMILIES: &[Family] = &[
     },
     Family {
         name: "bool",
-        operators: &["Bool"],
+        operator_prefix: "Bool",
+        operator_suffixes: &[""],
         key: "aws:SecureTransport",
         policy_values: &["true", "false"],
         request_values: &["true", "false"],
     },
     Family {
         name: "binary",
-        operators: &["BinaryEquals"],
+        operator_prefix: "Binary",
+        operator_suffixes: &["Equals"],
         key: "aws:RequestTag/blob",
         policy_values: &["QUJD", "REVG", "QUJDRA=="],
         request_values: &["QUJD", "REVG", "QUJDRA=="],
     },
     Family {
         name: "ip",
-        operators: &["IpAddress", "NotIpAddress"],
+        operator_prefix: "",
+        operator_suffixes: &["IpAddress", "NotIpAddress"],
         key: "aws:SourceIp",
         policy_values: &[
             "10.0.0.0/8",
@@ -505,7 +511,8 @@ const FAMILIES: &[Family] = &[
     },
     Family {
         name: "arn",
-        operators: &["ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike"],
+        operator_prefix: "Arn",
+        operator_suffixes: &["Equals", "Like", "NotEquals", "NotLike"],
         key: "aws:SourceArn",
         policy_values: &[
             "arn:aws:sqs:us-east-1:111122223333:orders",
@@ -525,13 +532,9 @@ const FAMILIES: &[Family] = &[
 
 /// A condition of `family` and the context it is evaluated in; returns the operator name for categories.
 fn condition_for(rng: &mut Rng, family: &Family, case: &mut Case) -> (String, Value) {
-    let base = *rng.pick(family.operators);
+    let base = format!("{}{}", family.operator_prefix, rng.pick(family.operator_suffixes));
     let if_exists = rng.chance(30);
-    let operator = if if_exists {
-        format!("{base}IfExists")
-    } else {
-        base.to_owned()
-    };
+    let operator = if if_exists { format!("{base}IfExists") } else { base };
     let n = 1 + rng.below(2);
     let values: Vec<String> = (0..n).map(|_| (*rng.pick(family.policy_values)).to_owned()).collect();
     let values = if family.name == "bool" && rng.chance(30) {
@@ -578,129 +581,133 @@ fn conditional_policy(rng: &mut Rng, t: &Target, condition: Value) -> Vec<Value>
     vec![policy(true, statements)]
 }
 
-fn gen_condition_family(rng: &mut Rng, family: &Family) -> Case {
+/// A case whose identity policy has one conditional statement (see [`conditional_policy`]) for a
+/// caller in the target's account. `condition` sets the context the block is evaluated in, may refine
+/// the category, and returns the block.
+fn conditional_case(rng: &mut Rng, category: &str, condition: impl FnOnce(&mut Rng, &mut Case) -> Value) -> Case {
     let t = target(rng, ACCT);
-    let mut case = Case::new("", USER, &t);
-    let (operator, condition) = condition_for(rng, family, &mut case);
-    let request_value = case
-        .context
-        .iter()
-        .find(|(k, _)| k == family.key)
-        .map(|(_, v)| v.clone());
-    let shape = match &request_value {
-        None => "missing-key",
-        Some(ContextValue::One(ip))
-            if family.name == "ip"
-                && ip.contains(':')
-                && operator.starts_with("NotIpAddress")
-                && condition.to_string().contains("\"192.168.1.1\"") =>
-        {
-            "ipv6-request-bare-ipv4-policy"
-        }
-        Some(_) => "present-key",
-    };
-    case.category = format!("condition/{}/{shape}", family.name);
-    case.identity = conditional_policy(rng, &t, condition);
-    case
-}
-
-fn gen_condition_null(rng: &mut Rng) -> Case {
-    let t = target(rng, ACCT);
-    let mut case = Case::new("condition/null", USER, &t);
-    let condition = null_condition(rng, &mut case);
-    if case
-        .context
-        .iter()
-        .any(|(_, v)| matches!(v, ContextValue::Many(list) if list.is_empty()))
-    {
-        case.category = "condition/null/empty-set".into();
-    }
-    case.identity = conditional_policy(rng, &t, condition);
-    case
-}
-
-/// Several operators in one block, several keys under one operator: AND across all of them.
-fn gen_condition_combined(rng: &mut Rng) -> Case {
-    let t = target(rng, ACCT);
-    let mut case = Case::new("condition/combined", USER, &t);
-    let mut block = serde_json::Map::new();
-    for _ in 0..(2 + rng.below(2)) {
-        let family = rng.pick(FAMILIES);
-        let (operator, condition) = condition_for(rng, family, &mut case);
-        if let Some(Value::Object(keys)) = condition.get(&operator) {
-            let entry = block.entry(operator.clone()).or_insert_with(|| json!({}));
-            if let Value::Object(existing) = entry {
-                for (k, v) in keys {
-                    existing.insert(k.clone(), v.clone());
-                }
-            }
-        }
-    }
-    let block = Value::Object(block);
-    let ipv6_request = case
-        .context
-        .iter()
-        .any(|(k, v)| k == "aws:SourceIp" && matches!(v, ContextValue::One(ip) if ip.contains(':')));
-    if ipv6_request
-        && block
-            .get("NotIpAddress")
-            .or(block.get("NotIpAddressIfExists"))
-            .is_some()
-    {
-        // Isolates known difference D3 (see KNOWN_DIFFERENCES.md).
-        case.category = "condition/combined/ipv6-request-not-ip-address".into();
-    }
+    let mut case = Case::new(category, USER, &t);
+    let block = condition(rng, &mut case);
     case.identity = conditional_policy(rng, &t, block);
     case
 }
 
+fn gen_condition_family(rng: &mut Rng, family: &Family) -> Case {
+    conditional_case(rng, "", |rng, case| {
+        let (operator, condition) = condition_for(rng, family, case);
+        let request_value = case
+            .context
+            .iter()
+            .find(|(k, _)| k == family.key)
+            .map(|(_, v)| v.clone());
+        let shape = match &request_value {
+            None => "missing-key",
+            Some(ContextValue::One(ip))
+                if family.name == "ip"
+                    && ip.contains(':')
+                    && operator.starts_with("NotIpAddress")
+                    && condition.to_string().contains("\"192.168.1.1\"") =>
+            {
+                "ipv6-request-bare-ipv4-policy"
+            }
+            Some(_) => "present-key",
+        };
+        case.category = format!("condition/{}/{shape}", family.name);
+        condition
+    })
+}
+
+fn gen_condition_null(rng: &mut Rng) -> Case {
+    conditional_case(rng, "condition/null", |rng, case| {
+        let condition = null_condition(rng, case);
+        if case
+            .context
+            .iter()
+            .any(|(_, v)| matches!(v, ContextValue::Many(list) if list.is_empty()))
+        {
+            case.category = "condition/null/empty-set".into();
+        }
+        condition
+    })
+}
+
+/// Several operators in one block, several keys under one operator: AND across all of them.
+fn gen_condition_combined(rng: &mut Rng) -> Case {
+    conditional_case(rng, "condition/combined", |rng, case| {
+        let mut block = serde_json::Map::new();
+        for _ in 0..(2 + rng.below(2)) {
+            let family = rng.pick(FAMILIES);
+            let (operator, condition) = condition_for(rng, family, case);
+            if let Some(Value::Object(keys)) = condition.get(&operator) {
+                let entry = block.entry(operator.clone()).or_insert_with(|| json!({}));
+                if let Value::Object(existing) = entry {
+                    for (k, v) in keys {
+                        existing.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        let block = Value::Object(block);
+        let ipv6_request = case
+            .context
+            .iter()
+            .any(|(k, v)| k == "aws:SourceIp" && matches!(v, ContextValue::One(ip) if ip.contains(':')));
+        if ipv6_request
+            && block
+                .get("NotIpAddress")
+                .or(block.get("NotIpAddressIfExists"))
+                .is_some()
+        {
+            // Isolates known difference D3 (see KNOWN_DIFFERENCES.md).
+            case.category = "condition/combined/ipv6-request-not-ip-address".into();
+        }
+        block
+    })
+}
+
 /// `ForAnyValue`/`ForAllValues` with missing, empty, single and multi-valued keys.
 fn gen_condition_sets(rng: &mut Rng) -> Case {
-    let t = target(rng, ACCT);
-    let mut case = Case::new("", USER, &t);
-    let qualifier = *rng.pick(&["ForAnyValue", "ForAllValues"]);
-    let base = *rng.pick(&["StringEquals", "StringLike", "StringNotEquals", "StringNotLike"]);
-    let if_exists = if rng.chance(25) { "IfExists" } else { "" };
-    let operator = format!("{qualifier}:{base}{if_exists}");
-    let n = 1 + rng.below(3);
-    let values: Vec<String> = (0..n).map(|_| (*rng.pick(&["a", "b", "c*", "A"])).to_owned()).collect();
-    let shape = match rng.below(6) {
-        0 => "missing-key",
-        1 => {
-            case.set("aws:TagKeys", ContextValue::Many(Vec::new()));
-            "empty-set"
-        }
-        2 => {
-            case.set("aws:TagKeys", ContextValue::One((*rng.pick(&["a", "z"])).to_owned()));
-            "single-value"
-        }
-        _ => {
-            let n = 1 + rng.below(3);
-            let list = (0..n)
-                .map(|_| (*rng.pick(&["a", "b", "z", "cc", "A"])).to_owned())
-                .collect();
-            case.set("aws:TagKeys", ContextValue::Many(list));
-            "multi-value"
-        }
-    };
-    let if_exists_label = if if_exists.is_empty() { "" } else { "/if-exists" };
-    case.category = format!("condition/set/{shape}{if_exists_label}");
-    let condition = json!({ operator: { "aws:TagKeys": values } });
-    case.identity = conditional_policy(rng, &t, condition);
-    case
+    conditional_case(rng, "", |rng, case| {
+        let qualifier = *rng.pick(&["ForAnyValue", "ForAllValues"]);
+        let base = *rng.pick(&["StringEquals", "StringLike", "StringNotEquals", "StringNotLike"]);
+        let if_exists = if rng.chance(25) { "IfExists" } else { "" };
+        let operator = format!("{qualifier}:{base}{if_exists}");
+        let n = 1 + rng.below(3);
+        let values: Vec<String> = (0..n).map(|_| (*rng.pick(&["a", "b", "c*", "A"])).to_owned()).collect();
+        let shape = match rng.below(6) {
+            0 => "missing-key",
+            1 => {
+                case.set("aws:TagKeys", ContextValue::Many(Vec::new()));
+                "empty-set"
+            }
+            2 => {
+                case.set("aws:TagKeys", ContextValue::One((*rng.pick(&["a", "z"])).to_owned()));
+                "single-value"
+            }
+            _ => {
+                let n = 1 + rng.below(3);
+                let list = (0..n)
+                    .map(|_| (*rng.pick(&["a", "b", "z", "cc", "A"])).to_owned())
+                    .collect();
+                case.set("aws:TagKeys", ContextValue::Many(list));
+                "multi-value"
+            }
+        };
+        let if_exists_label = if if_exists.is_empty() { "" } else { "/if-exists" };
+        case.category = format!("condition/set/{shape}{if_exists_label}");
+        json!({ operator: { "aws:TagKeys": values } })
+    })
 }
 
 /// A multi-valued key under an operator without a set qualifier.
 fn gen_condition_multi_unqualified(rng: &mut Rng) -> Case {
-    let t = target(rng, ACCT);
-    let mut case = Case::new("condition/multi-value-without-qualifier", USER, &t);
-    let base = *rng.pick(&["StringEquals", "StringLike", "StringNotEquals", "StringNotLike"]);
-    let n = 1 + rng.below(3);
-    let list = (0..n).map(|_| (*rng.pick(&["a", "b", "z"])).to_owned()).collect();
-    case.set("aws:TagKeys", ContextValue::Many(list));
-    let condition = json!({ base: { "aws:TagKeys": rng.pick(&["a", "b"]) } });
-    case.identity = conditional_policy(rng, &t, condition);
-    case
+    conditional_case(rng, "condition/multi-value-without-qualifier", |rng, case| {
+        let base = *rng.pick(&["StringEquals", "StringLike", "StringNotEquals", "StringNotLike"]);
+        let n = 1 + rng.below(3);
+        let list = (0..n).map(|_| (*rng.pick(&["a", "b", "z"])).to_owned()).collect();
+        case.set("aws:TagKeys", ContextValue::Many(list));
+        json!({ base: { "aws:TagKeys": rng.pick(&["a", "b"]) } })
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -870,28 +877,39 @@ fn gen_resource_policy(rng: &mut Rng, cross_account: bool) -> Case {
     case
 }
 
+/// The statements of a policy that limits the caller (a boundary or a session policy): an allow of
+/// the target's action, an allow of EC2 only (which misses every target outside EC2), or a random
+/// statement.
+fn limiting_statements(rng: &mut Rng, t: &Target) -> Vec<Value> {
+    match rng.below(3) {
+        0 => vec![matching_statement(t, "Allow")],
+        1 => vec![json!({"Effect": "Allow", "Action": "ec2:*", "Resource": "*"})],
+        _ => {
+            let e = effect(rng, 30);
+            vec![statement(rng, t, e)]
+        }
+    }
+}
+
+/// Gives `case` a resource policy half of the time; returns the category label of the outcome.
+fn maybe_resource_policy(rng: &mut Rng, t: &Target, caller: &str, case: &mut Case) -> String {
+    if rng.chance(50) {
+        let (rp, relation, effect) = resource_policy(rng, t, caller, 10);
+        case.resource_policy = Some(rp);
+        format!("{effect}-{relation}")
+    } else {
+        "no-resource-policy".to_owned()
+    }
+}
+
 fn gen_boundary(rng: &mut Rng) -> Case {
     let caller = *rng.pick(&[USER, SESSION]);
     let t = target(rng, ACCT);
     let mut case = Case::new("", caller, &t);
     case.identity = random_identity(rng, &t);
-    let boundary_statements = match rng.below(3) {
-        0 => vec![matching_statement(&t, "Allow")],
-        1 => vec![json!({"Effect": "Allow", "Action": "ec2:*", "Resource": "*"})],
-        _ => {
-            let e = effect(rng, 30);
-            vec![statement(rng, &t, e)]
-        }
-    };
-    case.boundary = Some(policy(true, boundary_statements));
+    case.boundary = Some(policy(true, limiting_statements(rng, &t)));
     let caller_label = if caller == SESSION { "session" } else { "user" };
-    let with_resource = if rng.chance(50) {
-        let (rp, relation, effect) = resource_policy(rng, &t, caller, 10);
-        case.resource_policy = Some(rp);
-        format!("{effect}-{relation}")
-    } else {
-        "no-resource-policy".to_owned()
-    };
+    let with_resource = maybe_resource_policy(rng, &t, caller, &mut case);
     case.category = format!("boundary/{caller_label}/{with_resource}");
     case
 }
@@ -903,28 +921,14 @@ fn gen_session(rng: &mut Rng) -> Case {
     case.identity = random_identity(rng, &t);
     let with_session = !(caller == FEDERATED && rng.chance(15));
     if with_session {
-        let statements = match rng.below(3) {
-            0 => vec![matching_statement(&t, "Allow")],
-            1 => vec![json!({"Effect": "Allow", "Action": "ec2:*", "Resource": "*"})],
-            _ => {
-                let e = effect(rng, 30);
-                vec![statement(rng, &t, e)]
-            }
-        };
-        case.session = Some(policy(true, statements));
+        case.session = Some(policy(true, limiting_statements(rng, &t)));
     }
     let caller_label = if caller == SESSION {
         "role-session"
     } else {
         "federated-user"
     };
-    let with_resource = if rng.chance(50) {
-        let (rp, relation, effect) = resource_policy(rng, &t, caller, 10);
-        case.resource_policy = Some(rp);
-        format!("{effect}-{relation}")
-    } else {
-        "no-resource-policy".to_owned()
-    };
+    let with_resource = maybe_resource_policy(rng, &t, caller, &mut case);
     let session_label = if with_session {
         "session-policy"
     } else {

@@ -1,6 +1,7 @@
 //! Integration tests for citadel-policy: AWS documentation examples, the shared bench set, properties.
 
 mod bench_set;
+mod cache;
 mod conditions;
 mod differential;
 mod evaluation;
