@@ -154,6 +154,8 @@ const TRUST_NOBODY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Al
 const TOTP_STEP: i64 = 30;
 /// Bound on remembered transitive tag keys.
 const MAX_REMEMBERED_SESSIONS: usize = 100_000;
+/// Opened session tokens kept per node (about 1 KiB each); the cache starts over when full.
+const MAX_OPENED_SESSIONS: usize = 10_000;
 
 /// The STS service; also the resolver of the temporary credentials it issues.
 pub struct Sts {
@@ -165,6 +167,11 @@ pub struct Sts {
     /// Transitive tag keys of sessions authenticated on this node, by access key id: core's
     /// `SessionInfo` has no field for them, and a chained AssumeRole must pass them on.
     transitive: Mutex<HashMap<String, Vec<String>>>,
+    /// Session tokens already opened, by (access key id, token): opening one costs base64, AES-GCM,
+    /// decompression and JSON parsing on every request otherwise. An identical token string is the
+    /// identical sealed claims, so a hit is as authentic as the first opening; expiry is checked on
+    /// every use.
+    opened: Mutex<HashMap<(String, String), (i64, ResolvedCredential)>>,
     web: webid::WebIdentityVerifier,
 }
 
@@ -184,6 +191,7 @@ impl Sts {
             ids,
             directory,
             transitive: Mutex::new(HashMap::new()),
+            opened: Mutex::new(HashMap::new()),
             web: webid::WebIdentityVerifier::default(),
         }
     }
@@ -218,6 +226,15 @@ impl SessionResolver for Sts {
         session_token: &str,
         now: OffsetDateTime,
     ) -> Result<ResolvedCredential, CredentialError> {
+        let cache_key = (access_key_id.to_string(), session_token.to_string());
+        if let Ok(opened) = self.opened.lock()
+            && let Some((expires, credential)) = opened.get(&cache_key)
+        {
+            if now.unix_timestamp() >= *expires {
+                return Err(CredentialError::ExpiredToken);
+            }
+            return Ok(credential.clone());
+        }
         let claims = self.sealer.open(access_key_id, session_token)?;
         if now.unix_timestamp() >= claims.expires {
             return Err(CredentialError::ExpiredToken);
@@ -230,10 +247,17 @@ impl SessionResolver for Sts {
             }
             remembered.insert(access_key_id.to_string(), claims.transitive_tag_keys.clone());
         }
-        Ok(ResolvedCredential {
+        let credential = ResolvedCredential {
             secret: Arc::new(zeroize::Zeroizing::new(claims.secret.clone().into_bytes())),
             principal: Arc::new(claims.principal(access_key_id)),
-        })
+        };
+        if let Ok(mut opened) = self.opened.lock() {
+            if opened.len() >= MAX_OPENED_SESSIONS {
+                opened.clear();
+            }
+            opened.insert(cache_key, (claims.expires, credential.clone()));
+        }
+        Ok(credential)
     }
 }
 

@@ -342,6 +342,16 @@ async fn assume_role_issues_role_sessions_that_authenticate() {
     assert_eq!(info.issuer_operation, "AssumeRole");
     assert_eq!(info.policies.as_ref().unwrap().len(), 2);
     assert_eq!(info.tags, vec![("project".to_string(), "blue".to_string())]);
+    // Later uses come from the opened-token cache: the same session, with expiry still enforced.
+    assert_eq!(env.session(&out, NOW + 20).await.unwrap(), session);
+    let mut forged = out.clone();
+    let token = forged["Credentials"]["SessionToken"].as_str().unwrap().to_string();
+    let swap = if token.ends_with('A') { "B" } else { "A" };
+    forged["Credentials"]["SessionToken"] = json!(format!("{}{swap}", &token[..token.len() - 1]));
+    assert!(
+        env.session(&forged, NOW + 20).await.is_err(),
+        "a changed token is opened, not matched"
+    );
     assert_eq!(
         env.session(&out, NOW + 7200).await.unwrap_err(),
         CredentialError::ExpiredToken
