@@ -113,7 +113,7 @@ impl Iam {
             }
         }
         let boundary = self.boundary(account, user.boundary.as_ref()).await?;
-        Ok(PrincipalPolicies { identity, boundary })
+        Ok(PrincipalPolicies::new(identity, boundary))
     }
 
     /// The policies of a role.
@@ -122,7 +122,7 @@ impl Iam {
         self.add_inline("role", &role.name, &role.inline, &mut identity);
         self.add_managed(account, &role.attached, &mut identity).await?;
         let boundary = self.boundary(account, role.boundary.as_ref()).await?;
-        Ok(PrincipalPolicies { identity, boundary })
+        Ok(PrincipalPolicies::new(identity, boundary))
     }
 
     async fn compute_policies(&self, principal: &Principal) -> Result<PrincipalPolicies, AwsError> {

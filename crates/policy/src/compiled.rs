@@ -178,6 +178,16 @@ impl CompiledSet {
         self.keys.iter().map(|(k, _)| &**k)
     }
 
+    /// Whether a policy of the set can read context key `key` (any case); see [`Policy::reads`].
+    pub fn reads(&self, key: &str) -> bool {
+        let search = |lower: &str| self.keys.binary_search_by(|(k, _)| (**k).cmp(lower)).is_ok();
+        if key.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+            search(&key.to_lowercase())
+        } else {
+            search(key)
+        }
+    }
+
     /// `(hits, misses)` of the cache since the set was built.
     pub fn cache_stats(&self) -> (u64, u64) {
         (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))

@@ -109,7 +109,27 @@ impl Context {
 
     /// Sets an IP address key (`aws:SourceIp`).
     pub fn insert_ip(&mut self, key: &str, value: IpAddr) -> &mut Context {
-        self.insert(key, value.to_string())
+        match value {
+            IpAddr::V4(v4) => {
+                // Every request carries aws:SourceIp; `Display` goes through the padding
+                // machinery of `fmt` and costs more than the rest of a cached decision.
+                let mut text = String::with_capacity(15);
+                for (index, octet) in v4.octets().into_iter().enumerate() {
+                    if index > 0 {
+                        text.push('.');
+                    }
+                    if octet >= 100 {
+                        text.push(char::from(b'0' + octet / 100));
+                    }
+                    if octet >= 10 {
+                        text.push(char::from(b'0' + octet / 10 % 10));
+                    }
+                    text.push(char::from(b'0' + octet % 10));
+                }
+                self.insert(key, text)
+            }
+            IpAddr::V6(_) => self.insert(key, value.to_string()),
+        }
     }
 
     /// Removes `key`.
@@ -123,7 +143,13 @@ impl Context {
     }
 
     fn set(&mut self, key: &str, values: ContextValues) {
-        let key_lower = key.to_lowercase();
+        // Most keys arrive lower-cased already: copy them exactly instead of folding case into a
+        // growable string and shrinking it.
+        let key_lower: Box<str> = if key.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+            key.to_lowercase().into_boxed_str()
+        } else {
+            Box::from(key)
+        };
         match self.position(&key_lower) {
             Ok(index) => {
                 if let Some(entry) = self.entries.get_mut(index) {
@@ -132,7 +158,7 @@ impl Context {
             }
             Err(index) => {
                 self.hashes.insert(index, key_hash(&key_lower));
-                self.entries.insert(index, (key_lower.into_boxed_str(), values));
+                self.entries.insert(index, (key_lower, values));
             }
         }
     }

@@ -41,6 +41,21 @@ impl Interner {
     }
 }
 
+/// Whether `key` (any case) equals the lower-cased `key_lower`, without allocating for ASCII keys.
+pub(crate) fn eq_lower(key_lower: &str, key: &str) -> bool {
+    if key_lower.len() != key.len() && key.is_ascii() {
+        false
+    } else if key.is_ascii() {
+        key_lower.len() == key.len()
+            && key_lower
+                .bytes()
+                .zip(key.bytes())
+                .all(|(a, b)| a == b.to_ascii_lowercase())
+    } else {
+        *key_lower == *key.to_lowercase()
+    }
+}
+
 /// A fast non-cryptographic hash of a lower-cased key (FxHash over 8-byte words), computed once
 /// per policy key at compile time and once per context key at insertion.
 pub(crate) fn key_hash(key_lower: &str) -> u64 {

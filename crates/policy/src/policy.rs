@@ -221,6 +221,17 @@ impl Policy {
         &self.text
     }
 
+    /// Whether evaluating the policy can read context key `key` (any case): a condition key or a
+    /// policy variable. A request context needs to hold only the keys its policies read.
+    pub fn reads(&self, key: &str) -> bool {
+        self.keys.iter().any(|k| crate::keys::eq_lower(k, key))
+    }
+
+    /// The lower-cased context keys the policy reads (condition keys and policy variables).
+    pub fn referenced_keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|k| &**k)
+    }
+
     /// The kind the document was validated as.
     pub fn kind(&self) -> PolicyKind {
         self.kind

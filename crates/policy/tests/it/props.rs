@@ -146,3 +146,30 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// `Context::insert_ip` formats IPv4 addresses by hand; it must store what `Display` prints,
+    /// since IpAddress conditions and ${aws:SourceIp} read that text.
+    #[test]
+    fn insert_ip_matches_display(octets in any::<[u8; 4]>(), segments in any::<[u16; 8]>()) {
+        for ip in [
+            std::net::IpAddr::from(octets),
+            std::net::IpAddr::from(segments),
+        ] {
+            let mut context = Context::new();
+            context.insert_ip("aws:SourceIp", ip);
+            let stored = context.get("aws:sourceip").and_then(|values| values.first()).map(|v| v.to_string());
+            prop_assert_eq!(stored, Some(ip.to_string()));
+        }
+    }
+
+    /// Keys are case-insensitive whether or not they arrive lower-cased.
+    #[test]
+    fn context_keys_fold_case(key in "[a-zA-Z:/]{1,20}", value in "[a-z0-9]{0,8}") {
+        let mut context = Context::new();
+        context.insert(&key, value.as_str());
+        prop_assert!(context.get(&key.to_lowercase()).is_some());
+        prop_assert!(context.get(&key.to_uppercase()).is_some());
+        prop_assert_eq!(context.len(), 1);
+    }
+}
