@@ -55,7 +55,7 @@ async fn target_key(kms: &Kms, call: &Call) -> Result<model::KeyHandle, AwsError
     if key_account != account {
         return Err(error::validation("An alias must refer to a key in the same account."));
     }
-    let handle = model::load_key(kms.store(), kms.master(), account, &key_region, &key_id, now_ms(call)).await?;
+    let handle = kms.load_key(account, &key_region, &key_id, now_ms(call)).await?;
     if handle.record.state == KeyState::PendingDeletion {
         return Err(error::invalid_state(format!(
             "{} is pending deletion.",
@@ -83,7 +83,8 @@ pub async fn create_alias(kms: &Kms, call: &Call) -> Result<Effect, AwsError> {
     model::purge_due(kms.store(), account, region, now, &mut batch).await?;
     if let Some((existing, _)) = model::load_alias(kms.store(), account, region, name).await? {
         // An alias of a key whose deletion is due is purged in this same batch, so it no longer counts.
-        let target_gone = model::load_key(kms.store(), kms.master(), account, region, &existing.target_key_id, now)
+        let target_gone = kms
+            .load_key(account, region, &existing.target_key_id, now)
             .await
             .is_err();
         if !target_gone {
@@ -120,7 +121,7 @@ pub async fn update_alias(kms: &Kms, call: &Call) -> Result<Effect, AwsError> {
     };
     let handle = target_key(kms, call).await?;
     let now = now_ms(call);
-    if let Ok(old) = model::load_key(kms.store(), kms.master(), account, region, &record.target_key_id, now).await {
+    if let Ok(old) = kms.load_key(account, region, &record.target_key_id, now).await {
         let (old, new) = (&old.record, &handle.record);
         if old.spec().is_asymmetric() != new.spec().is_asymmetric()
             || old.spec().is_hmac() != new.spec().is_hmac()
@@ -180,7 +181,7 @@ pub async fn list_aliases(kms: &Kms, call: &Call) -> Result<Effect, AwsError> {
             else {
                 return Err(error::invalid_key_id(text));
             };
-            model::load_key(kms.store(), kms.master(), &key_account, &key_region, &key_id, now).await?;
+            kms.load_key(&key_account, &key_region, &key_id, now).await?;
             Some(key_id)
         }
         None => None,

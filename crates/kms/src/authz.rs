@@ -162,15 +162,15 @@ pub async fn resolve_text(kms: &Kms, call: &Call, text: &str) -> Result<Resolved
             region,
             key_id,
         } => {
-            let handle = model::load_key(kms.store(), kms.master(), &account, &region, &key_id, now).await?;
+            let handle = kms.load_key(&account, &region, &key_id, now).await?;
             Ok(Resolved { handle, alias: None })
         }
         KeyRef::Alias { account, region, name } => {
-            let Some((alias, _)) = model::load_alias(kms.store(), &account, &region, &name).await? else {
+            let Some(alias) = kms.cache().alias(kms.store(), &account, &region, &name).await? else {
                 return Err(error::alias_not_found(&alias_arn(&region, &account, &name)));
             };
-            let handle =
-                model::load_key(kms.store(), kms.master(), &account, &region, &alias.target_key_id, now).await?;
+            let (alias, _) = &*alias;
+            let handle = kms.load_key(&account, &region, &alias.target_key_id, now).await?;
             Ok(Resolved {
                 handle,
                 alias: Some(name),
@@ -223,22 +223,16 @@ pub async fn decryption_source(kms: &Kms, call: &Call, blob: &[u8], key_member: 
         }
         return Ok(Source::Symmetric(resolved, header));
     }
-    let handle = model::load_key(
-        kms.store(),
-        kms.master(),
-        call.ctx.account_id(),
-        &call.ctx.region,
-        &key_id,
-        now_ms(call),
-    )
-    .await
-    .map_err(|err| {
-        if err.code == "NotFoundException" {
-            error::invalid_ciphertext()
-        } else {
-            err
-        }
-    })?;
+    let handle = kms
+        .load_key(call.ctx.account_id(), &call.ctx.region, &key_id, now_ms(call))
+        .await
+        .map_err(|err| {
+            if err.code == "NotFoundException" {
+                error::invalid_ciphertext()
+            } else {
+                err
+            }
+        })?;
     Ok(Source::Symmetric(Resolved { handle, alias: None }, header))
 }
 
@@ -291,22 +285,26 @@ async fn key_check(
 ) -> Result<Check, AwsError> {
     let record = &resolved.handle.record;
     let grant_operation = action.strip_prefix("kms:").unwrap_or(action);
-    let mut policy = record.policy.clone();
+    let mut policy: Arc<str> = Arc::from(record.policy.as_str());
     if GRANT_OPERATIONS.contains(&grant_operation) {
-        let grants = model::list_key_grants(kms.store(), &record.account, &record.region, &record.key_id).await?;
+        let grants = kms
+            .cache()
+            .grants(kms.store(), &record.account, &record.region, &record.key_id)
+            .await?;
         let applicable: Vec<&GrantRecord> = grants
             .iter()
-            .map(|(grant, _)| grant)
             .filter(|grant| grant.operations.iter().any(|op| op == grant_operation) && grant.constraints.allow(context))
             .collect();
-        policy = policy_with_grants(&policy, &applicable, action);
+        if !applicable.is_empty() {
+            policy = Arc::from(policy_with_grants(&record.policy, &applicable, action));
+        }
     }
     let _ = call;
     Ok(Check {
         action: action.to_string(),
         resource: record.arn(),
         resource_account: Some(record.account.clone()),
-        resource_policy: Some(Arc::from(policy.as_str())),
+        resource_policy: Some(policy),
         resource_policy_kind: ResourcePolicyKind::KeyPolicy,
         resource_tags: record.tag_pairs(),
     })
@@ -532,15 +530,7 @@ async fn alias_checks(kms: &Kms, call: &Call, authz: &mut Authorization) -> Resu
         let Some((alias, _)) = model::load_alias(kms.store(), account, region, alias_name).await? else {
             return Err(error::alias_not_found(&alias_arn(region, account, alias_name)));
         };
-        let handle = model::load_key(
-            kms.store(),
-            kms.master(),
-            account,
-            region,
-            &alias.target_key_id,
-            now_ms(call),
-        )
-        .await;
+        let handle = kms.load_key(account, region, &alias.target_key_id, now_ms(call)).await;
         match handle {
             Ok(handle) => authz
                 .checks
@@ -575,7 +565,7 @@ async fn resolve_text_any(kms: &Kms, call: &Call, key_ref: KeyRef) -> Result<Res
             region,
             key_id,
         } => {
-            let handle = model::load_key(kms.store(), kms.master(), &account, &region, &key_id, now_ms(call)).await?;
+            let handle = kms.load_key(&account, &region, &key_id, now_ms(call)).await?;
             Ok(Resolved { handle, alias: None })
         }
         KeyRef::Alias { name, .. } => Err(error::invalid_key_id(&name)),

@@ -5,6 +5,7 @@
 
 use crate::Kms;
 use crate::authz::{Resolved, Source, decryption_source, resolve_member};
+use crate::cache::MaterialBytes;
 use crate::crypto::{self, KeySpec, KeyUsage, MessageType};
 use crate::error;
 use crate::input::{self, b64, opt_str};
@@ -62,26 +63,26 @@ pub(crate) fn require_symmetric(record: &KeyRecord, operation: &str) -> Result<(
     Ok(())
 }
 
-/// The current material of a usable key, unsealed, with its version.
-pub(crate) fn current<'r>(
-    kms: &Kms,
-    record: &'r KeyRecord,
-) -> Result<(Zeroizing<Vec<u8>>, &'r model::Material), AwsError> {
+/// The current material of a usable key, unsealed (from the node's cache when it holds it), with
+/// its version.
+pub(crate) fn current<'r>(kms: &Kms, handle: &'r KeyHandle) -> Result<(MaterialBytes, &'r model::Material), AwsError> {
+    let record = &handle.record;
     record.check_usable()?;
     let material = record
         .current_material()
         .ok_or_else(|| error::invalid_state(format!("{} is pending import.", record.arn())))?;
-    Ok((model::unseal_material(kms.master(), record, material)?, material))
+    Ok((handle.unsealed(kms.master(), material)?, material))
 }
 
 /// Encrypts under a symmetric key's current material; returns the blob and the material id.
 fn seal_under(
     kms: &Kms,
-    record: &KeyRecord,
+    handle: &KeyHandle,
     plaintext: &[u8],
     context: &BTreeMap<String, String>,
 ) -> Result<(Vec<u8>, String), AwsError> {
-    let (material, meta) = current(kms, record)?;
+    let record = &handle.record;
+    let (material, meta) = current(kms, handle)?;
     let blob = crypto::encrypt(&material, &record.id_bytes()?, meta.version, plaintext, context).map_err(map_crypto)?;
     Ok((blob, meta.id.clone()))
 }
@@ -104,7 +105,7 @@ fn encrypt_with(
                 record.arn()
             )));
         }
-        return Ok(seal_under(kms, record, plaintext, context)?.0);
+        return Ok(seal_under(kms, &resolved.handle, plaintext, context)?.0);
     }
     if algorithm == "SYMMETRIC_DEFAULT" || !record.spec().encryption_algorithms(record.usage()).contains(&algorithm) {
         return Err(error::invalid_key_usage(format!(
@@ -147,7 +148,7 @@ fn decrypt_with(
             let meta = record
                 .material(header.material_version)
                 .ok_or_else(error::invalid_ciphertext)?;
-            let material = model::unseal_material(kms.master(), record, meta)?;
+            let material = resolved.handle.unsealed(kms.master(), meta)?;
             let plaintext = crypto::decrypt(&material, blob, context).map_err(map_crypto)?;
             Ok((plaintext, meta.id.clone()))
         }
@@ -160,7 +161,7 @@ fn decrypt_with(
                     record.arn()
                 )));
             }
-            let (material, meta) = current(kms, record)?;
+            let (material, meta) = current(kms, &resolved.handle)?;
             let plaintext = crypto::rsa_decrypt(&material, algorithm, blob).map_err(map_crypto)?;
             Ok((plaintext, meta.id.clone()))
         }
@@ -269,7 +270,7 @@ pub async fn generate_data_key(kms: &Kms, call: &Call, with_plaintext: bool) -> 
     let record = &resolved.handle.record;
     require_symmetric(record, call.op.name)?;
     let data_key = crypto::random_bytes(length).map_err(error::internal)?;
-    let (blob, material_id) = seal_under(kms, record, &data_key, &context)?;
+    let (blob, material_id) = seal_under(kms, &resolved.handle, &data_key, &context)?;
     let mut output = json!({
         "CiphertextBlob": b64(&blob),
         "KeyId": record.arn(),
@@ -296,7 +297,7 @@ pub async fn generate_data_key_pair(kms: &Kms, call: &Call, with_plaintext: bool
     record.check_usable()?;
     let private = crypto::generate_material(pair_spec).map_err(error::internal)?;
     let public = crypto::public_key_der(pair_spec, &private).map_err(error::internal)?;
-    let (blob, material_id) = seal_under(kms, record, &private, &context)?;
+    let (blob, material_id) = seal_under(kms, &resolved.handle, &private, &context)?;
     let mut output = json!({
         "PrivateKeyCiphertextBlob": b64(&blob),
         "PublicKey": b64(&public),
@@ -366,7 +367,7 @@ pub async fn sign(kms: &Kms, call: &Call) -> Result<Effect, AwsError> {
     let message_type = message_type(&call.input)?;
     let (resolved, algorithm) = signing_key(kms, call).await?;
     let record = &resolved.handle.record;
-    let (material, _) = current(kms, record)?;
+    let (material, _) = current(kms, &resolved.handle)?;
     let signature = crypto::sign(record.spec(), &material, &algorithm, &message, message_type).map_err(map_crypto)?;
     let output = json!({ "KeyId": record.arn(), "Signature": b64(&signature), "SigningAlgorithm": algorithm });
     effect(output, &[&resolved.handle])
@@ -379,7 +380,7 @@ pub async fn verify(kms: &Kms, call: &Call) -> Result<Effect, AwsError> {
     let message_type = message_type(&call.input)?;
     let (resolved, algorithm) = signing_key(kms, call).await?;
     let record = &resolved.handle.record;
-    let (material, _) = current(kms, record)?;
+    let (material, _) = current(kms, &resolved.handle)?;
     let valid =
         crypto::verify(record.spec(), &material, &algorithm, &message, message_type, &signature).map_err(map_crypto)?;
     if !valid {
@@ -445,7 +446,7 @@ pub async fn generate_mac(kms: &Kms, call: &Call) -> Result<Effect, AwsError> {
     let message = input::req_blob(&call.input, "Message", 1, MAX_PLAINTEXT)?;
     let (resolved, algorithm) = mac_key(kms, call).await?;
     let record = &resolved.handle.record;
-    let (material, _) = current(kms, record)?;
+    let (material, _) = current(kms, &resolved.handle)?;
     let tag = crypto::mac(record.spec(), &material, &algorithm, &message).map_err(map_crypto)?;
     effect(
         json!({ "Mac": b64(&tag), "MacAlgorithm": algorithm, "KeyId": record.arn() }),
@@ -459,7 +460,7 @@ pub async fn verify_mac(kms: &Kms, call: &Call) -> Result<Effect, AwsError> {
     let tag = input::req_blob(&call.input, "Mac", 1, 6144)?;
     let (resolved, algorithm) = mac_key(kms, call).await?;
     let record = &resolved.handle.record;
-    let (material, _) = current(kms, record)?;
+    let (material, _) = current(kms, &resolved.handle)?;
     if !crypto::verify_mac(record.spec(), &material, &algorithm, &message, &tag).map_err(map_crypto)? {
         return Err(error::invalid_mac());
     }

@@ -17,6 +17,7 @@ use citadel_store::WriteBatch;
 use citadel_wire::AwsError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 const TOKEN_AAD: &[u8] = b"citadel-kms-import-token/v1";
@@ -141,7 +142,7 @@ pub async fn import_key_material(kms: &Kms, call: &Call) -> Result<Effect, AwsEr
         ));
     }
     let fingerprint = crypto::fingerprint(kms.master().derive(FINGERPRINT_LABEL).as_slice(), &material);
-    let record = &mut handle.record;
+    let record = Arc::make_mut(&mut handle.record);
     if record
         .import_fingerprint
         .as_ref()
@@ -184,7 +185,7 @@ pub async fn import_key_material(kms: &Kms, call: &Call) -> Result<Effect, AwsEr
 pub async fn delete_imported_key_material(kms: &Kms, call: &Call) -> Result<Effect, AwsError> {
     let mut handle = resolve_member(kms, call, "KeyId").await?.handle;
     require_external(&handle.record)?;
-    let record = &mut handle.record;
+    let record = Arc::make_mut(&mut handle.record);
     let material_id = record.materials.first().map(|m| m.id.clone()).unwrap_or_default();
     record.materials.clear();
     record.valid_to_ms = None;

@@ -11,6 +11,7 @@ use citadel_core::{AuditResource, Call, Effect};
 use citadel_store::WriteBatch;
 use citadel_wire::AwsError;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// The most tags a key may carry.
 const MAX_TAGS: usize = 50;
@@ -216,7 +217,7 @@ async fn modify(
     change: impl FnOnce(&mut KeyRecord) -> Result<Value, AwsError>,
 ) -> Result<Effect, AwsError> {
     let mut handle = resolve_member(kms, call, "KeyId").await?.handle;
-    let output = change(&mut handle.record)?;
+    let output = change(Arc::make_mut(&mut handle.record))?;
     let mut batch = WriteBatch::new();
     handle.save(&mut batch)?;
     Ok(write(output, batch, &handle.record))

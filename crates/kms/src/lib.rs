@@ -12,6 +12,8 @@
 //!   (due deletion, due rotation, expired imported material) applied when a key is read.
 //! - [`authz`]: how a call maps to permission checks: the key found from `KeyId` (id, ARN, alias
 //!   name or alias ARN) or from the ciphertext, its key policy, the `kms:*` condition keys, and grants.
+//! - [`cache`]: this node's key, alias and grant rows, validated by the store's table generations
+//!   on every lookup, with key material unsealed once per version and wiped on eviction.
 //! - [`sse`]: [`KmsDataKeys`], KMS as S3's SSE-KMS data key provider (and the AWS managed key
 //!   `alias/aws/s3`).
 //! - `keys`, `aliases`, `data`, `grants`, `rotation`, `import`: the handlers.
@@ -20,7 +22,9 @@
 //!
 //! - Key material never reaches the store in clear: it is sealed with the store's [`MasterKey`]
 //!   bound to the key ARN and material version, and unsealed copies are `Zeroizing` buffers that are
-//!   wiped when dropped.
+//!   wiped when dropped (the cache's copies when their entry is evicted).
+//! - A cached row is used only while its table's generation is the one it was read under, so a
+//!   committed change (from any node) is seen by the next request.
 //! - Handlers never write: they return an [`Effect`] whose batch carries a precondition on every
 //!   record they read and change, so a concurrent change makes the pipeline re-run them.
 //! - Time comes only from the request context (the injected clock); due deletions, rotations and
@@ -38,6 +42,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod authz;
+pub mod cache;
 pub mod crypto;
 pub mod error;
 pub mod model;
@@ -55,6 +60,7 @@ mod rotation;
 pub use spec::SPEC;
 pub use sse::KmsDataKeys;
 
+use cache::KmsCache;
 use citadel_core::{Authorization, Authorized, Call, Effect, IdGen, Service, ServiceSpec};
 use citadel_store::{MasterKey, Store};
 use citadel_wire::AwsError;
@@ -65,6 +71,8 @@ pub struct Kms {
     store: Arc<dyn Store>,
     master: Arc<MasterKey>,
     ids: IdGen,
+    /// This node's generation-validated key, alias and grant rows (see [`cache`]).
+    cache: KmsCache,
 }
 
 impl Kms {
@@ -73,7 +81,12 @@ impl Kms {
     /// Key material and nonces always come from the operating system's CSPRNG (aws-lc), never from
     /// `ids`, so a seeded id generator in tests cannot weaken keys.
     pub fn new(store: Arc<dyn Store>, master: Arc<MasterKey>, ids: IdGen) -> Self {
-        Self { store, master, ids }
+        Self {
+            store,
+            master,
+            ids,
+            cache: KmsCache::default(),
+        }
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
@@ -86,6 +99,30 @@ impl Kms {
 
     pub(crate) fn ids(&self) -> &IdGen {
         &self.ids
+    }
+
+    pub(crate) fn cache(&self) -> &KmsCache {
+        &self.cache
+    }
+
+    /// Loads a key through this node's cache with lazy maintenance at `now_ms` ([`model::load_key`]).
+    pub(crate) async fn load_key(
+        &self,
+        account: &str,
+        region: &str,
+        key_id: &str,
+        now_ms: i64,
+    ) -> Result<model::KeyHandle, AwsError> {
+        model::load_key(
+            self.store(),
+            self.master(),
+            &self.cache,
+            account,
+            region,
+            key_id,
+            now_ms,
+        )
+        .await
     }
 }
 

@@ -21,6 +21,7 @@
 //! and imported material past its `ValidTo` is dropped (the key becomes `PendingImport`).
 //! Changes made this way mark the [`KeyHandle`] dirty so the handler writes them with its batch.
 
+use crate::cache::{KmsCache, MaterialBytes, StoredKey};
 use crate::crypto::{self, KeySpec, KeyUsage};
 use crate::error;
 use crate::input::{b64, time_value, unb64};
@@ -30,6 +31,7 @@ use citadel_wire::AwsError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// The table of keys.
@@ -469,12 +471,15 @@ impl GrantRecord {
 }
 
 /// A loaded key with what is needed to write it back under a precondition.
+///
+/// The record is shared with the node's key cache ([`crate::cache`]) until something changes it:
+/// lazy maintenance and management handlers get their own copy through `Arc::make_mut`.
 #[derive(Debug, Clone)]
 pub struct KeyHandle {
     /// The record, possibly already changed by lazy maintenance.
-    pub record: KeyRecord,
-    /// The bytes read from the store, for the precondition.
-    raw: Vec<u8>,
+    pub record: Arc<KeyRecord>,
+    /// The stored row it was read from: its bytes (for the precondition) and its unsealed material.
+    stored: Arc<StoredKey>,
     /// True when lazy maintenance changed the record.
     pub dirty: bool,
 }
@@ -483,8 +488,8 @@ impl KeyHandle {
     /// Writes the record (changed or not) with a precondition that it is still what was read.
     pub fn save(&self, batch: &mut WriteBatch) -> Result<(), AwsError> {
         let key = key_key(&self.record.account, &self.record.region, &self.record.key_id);
-        let value = serde_json::to_vec(&self.record).map_err(error::internal)?;
-        batch.expect(KEYS, &key, Some(&self.raw));
+        let value = serde_json::to_vec(&*self.record).map_err(error::internal)?;
+        batch.expect(KEYS, &key, Some(&self.stored.raw));
         batch.put(KEYS, &key, &value);
         Ok(())
     }
@@ -497,7 +502,16 @@ impl KeyHandle {
     /// Adds a precondition that the record is unchanged, without writing it.
     pub fn expect_unchanged(&self, batch: &mut WriteBatch) {
         let key = key_key(&self.record.account, &self.record.region, &self.record.key_id);
-        batch.expect(KEYS, &key, Some(&self.raw));
+        batch.expect(KEYS, &key, Some(&self.stored.raw));
+    }
+
+    /// The unsealed bytes of one of the record's material versions: from the node's cache when the
+    /// version is one the store holds, else (material lazily added by this request) unsealed here.
+    pub fn unsealed(&self, master: &MasterKey, material: &Material) -> Result<MaterialBytes, AwsError> {
+        match self.stored.unsealed(master, material) {
+            Some(result) => result,
+            None => Ok(Arc::new(unseal_material(master, &self.record, material)?)),
+        }
     }
 }
 
@@ -510,29 +524,43 @@ pub fn deletion_due(record: &KeyRecord, now_ms: i64) -> bool {
     record.state == KeyState::PendingDeletion && record.deletion_ms.is_some_and(|at| at <= now_ms)
 }
 
-/// Loads a key by account, region and id, applying lazy maintenance at `now_ms`.
+/// Loads a key by account, region and id through the node's key cache, applying lazy maintenance
+/// at `now_ms` (never cached: it depends on the request's time).
 ///
 /// A missing key and a key whose deletion is due are both `NotFoundException`.
 pub async fn load_key(
     store: &dyn Store,
     master: &MasterKey,
+    cache: &KmsCache,
     account: &str,
     region: &str,
     key_id: &str,
     now_ms: i64,
 ) -> Result<KeyHandle, AwsError> {
     let not_found = || error::key_not_found(&key_arn(region, account, key_id));
-    let raw = store
-        .get(KEYS, &key_key(account, region, key_id))
-        .await
-        .map_err(store_error)?
-        .ok_or_else(not_found)?;
-    let mut record: KeyRecord = serde_json::from_slice(&raw).map_err(error::internal)?;
-    if deletion_due(&record, now_ms) {
+    let stored = cache.key(store, account, region, key_id).await?.ok_or_else(not_found)?;
+    if deletion_due(&stored.record, now_ms) {
         return Err(not_found());
     }
-    let dirty = maintain(master, &mut record, now_ms)?;
-    Ok(KeyHandle { record, raw, dirty })
+    let mut record = stored.record.clone();
+    let dirty = if maintenance_due(&record, now_ms) {
+        maintain(master, Arc::make_mut(&mut record), now_ms)?
+    } else {
+        false
+    };
+    Ok(KeyHandle { record, stored, dirty })
+}
+
+/// Whether [`maintain`] would change `record` at `now_ms` (cheap: no allocation), so the common
+/// case shares the cached record instead of copying it.
+fn maintenance_due(record: &KeyRecord, now_ms: i64) -> bool {
+    let expiry = record.origin == "EXTERNAL"
+        && record.state != KeyState::PendingDeletion
+        && record.valid_to_ms.is_some_and(|valid_to| valid_to <= now_ms);
+    let rotation = record.state == KeyState::Enabled
+        && record.rotation_period_days.is_some()
+        && record.next_rotation_ms.is_some_and(|next| next <= now_ms);
+    expiry || rotation
 }
 
 /// Applies due rotations and material expiry; returns whether anything changed.

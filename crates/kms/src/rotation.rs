@@ -16,6 +16,7 @@ use citadel_core::{Call, Effect};
 use citadel_store::WriteBatch;
 use citadel_wire::AwsError;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// The most on-demand rotations of one key.
 const MAX_ON_DEMAND_ROTATIONS: usize = 10;
@@ -43,7 +44,7 @@ async fn modify(
     change: impl FnOnce(&mut KeyRecord) -> Result<Value, AwsError>,
 ) -> Result<Effect, AwsError> {
     let mut handle = resolve_member(kms, call, "KeyId").await?.handle;
-    let output = change(&mut handle.record)?;
+    let output = change(Arc::make_mut(&mut handle.record))?;
     let mut batch = WriteBatch::new();
     handle.save(&mut batch)?;
     Ok(Effect::write(output, batch))

@@ -142,15 +142,7 @@ impl KmsDataKeys {
     }
 
     async fn load(&self, account: &str, region: &str, key_id: &str) -> Result<KeyHandle, AwsError> {
-        model::load_key(
-            self.kms.store(),
-            self.kms.master(),
-            account,
-            region,
-            key_id,
-            self.now_ms(),
-        )
-        .await
+        self.kms.load_key(account, region, key_id, self.now_ms()).await
     }
 
     /// Creates `alias/aws/s3` and its key; `None` when another request created it first.
@@ -285,7 +277,7 @@ impl DataKeyProvider for KmsDataKeys {
         let handle = self.by_arn(arn).await.map_err(s3_error)?;
         let record = &handle.record;
         data::require_symmetric(record, "GenerateDataKey").map_err(s3_error)?;
-        let (material, meta) = data::current(&self.kms, record).map_err(s3_error)?;
+        let (material, meta) = data::current(&self.kms, &handle).map_err(s3_error)?;
         let plaintext: Key256 = citadel_s3::crypto::new_data_key();
         let blob = crypto::encrypt(
             &material,
@@ -320,7 +312,7 @@ impl DataKeyProvider for KmsDataKeys {
         let meta = record
             .material(header.material_version)
             .ok_or_else(|| s3_error(error::invalid_ciphertext()))?;
-        let material = model::unseal_material(self.kms.master(), record, meta).map_err(s3_error)?;
+        let material = handle.unsealed(self.kms.master(), meta).map_err(s3_error)?;
         let plain = crypto::decrypt(&material, &wrapped.blob, &context_map(context))
             .map_err(|e| s3_error(data::map_crypto(e)))?;
         if plain.len() != 32 {
@@ -369,7 +361,7 @@ mod tests {
 
     async fn set_state(env: &Env, arn: &str, state: KeyState) {
         let handle = env.keys.by_arn(arn).await.unwrap();
-        let mut record = handle.record.clone();
+        let mut record = (*handle.record).clone();
         record.state = state;
         let mut batch = WriteBatch::new();
         batch.put(

@@ -890,3 +890,232 @@ async fn dry_run_answers_412_and_changes_nothing() {
     env.ok("Encrypt", json!({"KeyId": id, "Plaintext": b64(b"x"), "DryRun": false}))
         .await;
 }
+
+/// A store that counts reads of the KMS tables, to see what the node cache saves and when it reads again.
+struct CountingStore {
+    inner: Arc<dyn Store>,
+    key_reads: std::sync::atomic::AtomicUsize,
+    grant_scans: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingStore {
+    fn key_reads(&self) -> usize {
+        self.key_reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn grant_scans(&self) -> usize {
+        self.grant_scans.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for CountingStore {
+    async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, citadel_store::StoreError> {
+        if table == model::KEYS {
+            self.key_reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get(table, key).await
+    }
+
+    async fn scan(
+        &self,
+        table: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<citadel_store::Rows, citadel_store::StoreError> {
+        if table == model::GRANTS {
+            self.grant_scans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.scan(table, start, end, limit, reverse).await
+    }
+
+    async fn commit(&self, batch: citadel_store::WriteBatch) -> Result<(), citadel_store::CommitError> {
+        self.inner.commit(batch).await
+    }
+
+    fn submit(&self, batch: citadel_store::WriteBatch) {
+        self.inner.submit(batch)
+    }
+
+    async fn flush(&self) -> Result<(), citadel_store::StoreError> {
+        self.inner.flush().await
+    }
+
+    fn generation(&self, table: &str) -> u64 {
+        self.inner.generation(table)
+    }
+
+    async fn snapshot(&self) -> Result<Box<dyn citadel_store::Snapshot>, citadel_store::StoreError> {
+        self.inner.snapshot().await
+    }
+
+    async fn clear(&self) -> Result<(), citadel_store::StoreError> {
+        self.inner.clear().await
+    }
+
+    async fn close(&self) -> Result<(), citadel_store::StoreError> {
+        self.inner.close().await
+    }
+}
+
+/// The node cache serves repeated calls without reading the key again, and never serves a state
+/// older than the last commit: every change below is made through a second service instance (as
+/// another node would, sharing the store and so its table generations) and the first instance sees
+/// it on its very next call.
+#[tokio::test]
+async fn node_cache_never_serves_stale_state() {
+    let mut env = Env::new();
+    let counting = Arc::new(CountingStore {
+        inner: env.store.clone(),
+        key_reads: Default::default(),
+        grant_scans: Default::default(),
+    });
+    let ids = || IdGen::new(Arc::new(citadel_core::random::SeededRandom::new(2)));
+    // `env.kms` plays the node under test; `env.run` goes through it.
+    env.kms = Kms::new(counting.clone(), env.master.clone(), ids());
+    let other = Env {
+        kms: Kms::new(env.store.clone(), env.master.clone(), ids()),
+        store: env.store.clone(),
+        master: env.master.clone(),
+        now: env.now,
+        principal: env.principal.clone(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let id = other.create(json!({})).await;
+    let enc = json!({"KeyId": id, "Plaintext": b64(b"secret")});
+
+    // Warm: the first call reads the key once (authorize and execute share the row), then no more.
+    let first = env.ok("Encrypt", enc.clone()).await["CiphertextBlob"].clone();
+    let (reads, scans) = (counting.key_reads(), counting.grant_scans());
+    assert_eq!(reads, 1);
+    for _ in 0..5 {
+        env.ok("Encrypt", enc.clone()).await;
+        env.ok("Decrypt", json!({"CiphertextBlob": first})).await;
+        env.ok("GenerateDataKey", json!({"KeyId": id, "KeySpec": "AES_256"}))
+            .await;
+    }
+    assert_eq!((counting.key_reads(), counting.grant_scans()), (reads, scans));
+
+    // Disabled on the other node: refused at once, and usable again at once after EnableKey.
+    other.ok("DisableKey", json!({"KeyId": id})).await;
+    assert_eq!(env.err("Encrypt", enc.clone()).await, "DisabledException");
+    assert_eq!(
+        env.err("Decrypt", json!({"CiphertextBlob": first})).await,
+        "DisabledException"
+    );
+    assert!(
+        counting.key_reads() > reads,
+        "a change must make the node read the key again"
+    );
+    other.ok("EnableKey", json!({"KeyId": id})).await;
+    env.ok("Encrypt", enc.clone()).await;
+
+    // Rotated on the other node: new ciphertexts use the new version, old ones still decrypt, and
+    // what this node encrypts under the new version decrypts on the other node.
+    other.ok("RotateKeyOnDemand", json!({"KeyId": id})).await;
+    let second = env.ok("Encrypt", enc.clone()).await["CiphertextBlob"].clone();
+    assert_eq!(crypto::BlobHeader::parse(&unb64(&second)).unwrap().material_version, 1);
+    for blob in [&first, &second] {
+        for node in [&env, &other] {
+            let out = node.ok("Decrypt", json!({"CiphertextBlob": blob})).await;
+            assert_eq!(unb64(&out["Plaintext"]), b"secret");
+        }
+    }
+
+    // A new key policy reaches this node's authorization at once.
+    let policy_of = |authz: Authorization| authz.checks[0].resource_policy.clone().unwrap().to_string();
+    let policy = model::default_policy(ACCOUNT).replace("Enable IAM User Permissions", "Changed elsewhere");
+    other
+        .ok(
+            "PutKeyPolicy",
+            json!({"KeyId": id, "PolicyName": "default", "Policy": policy}),
+        )
+        .await;
+    assert!(policy_of(env.authorize("Encrypt", enc.clone()).await.unwrap()).contains("Changed elsewhere"));
+
+    // A grant appears in, then disappears from, this node's key policy for the grantee.
+    let grantee = format!("arn:aws:iam::{ACCOUNT}:role/app");
+    let grant = other
+        .ok(
+            "CreateGrant",
+            json!({"KeyId": id, "GranteePrincipal": grantee, "Operations": ["Encrypt"]}),
+        )
+        .await;
+    assert!(policy_of(env.authorize("Encrypt", enc.clone()).await.unwrap()).contains(&grantee));
+    other
+        .ok("RevokeGrant", json!({"KeyId": id, "GrantId": grant["GrantId"]}))
+        .await;
+    assert!(!policy_of(env.authorize("Encrypt", enc.clone()).await.unwrap()).contains(&grantee));
+
+    // An alias re-pointed on the other node: this node follows it on the next call.
+    let id2 = other.create(json!({})).await;
+    other
+        .ok("CreateAlias", json!({"AliasName": "alias/app", "TargetKeyId": id}))
+        .await;
+    let via_alias = json!({"KeyId": "alias/app", "Plaintext": b64(b"x")});
+    assert!(
+        env.ok("Encrypt", via_alias.clone()).await["KeyId"]
+            .as_str()
+            .unwrap()
+            .ends_with(&id)
+    );
+    other
+        .ok("UpdateAlias", json!({"AliasName": "alias/app", "TargetKeyId": id2}))
+        .await;
+    assert!(
+        env.ok("Encrypt", via_alias.clone()).await["KeyId"]
+            .as_str()
+            .unwrap()
+            .ends_with(&id2)
+    );
+
+    // Scheduled for deletion elsewhere: refused here at once; once the date passes (time is never
+    // cached), the key is gone for this node although no write happened in between.
+    other
+        .ok("ScheduleKeyDeletion", json!({"KeyId": id, "PendingWindowInDays": 7}))
+        .await;
+    assert_eq!(env.err("Encrypt", enc.clone()).await, "KMSInvalidStateException");
+    env.ok("DescribeKey", json!({"KeyId": id})).await;
+    env.advance_days(8);
+    assert_eq!(env.err("DescribeKey", json!({"KeyId": id})).await, "NotFoundException");
+}
+
+/// A due automatic rotation is applied to the cached record at the request's time, and the
+/// in-memory material of that rotation is never cached: until the rotation is committed, each call
+/// rotates afresh, so material that might lose a race never outlives its request.
+#[tokio::test]
+async fn lazy_rotation_on_a_cached_key_is_applied_and_saved() {
+    let mut env = Env::new();
+    let id = env.create(json!({})).await;
+    env.ok("EnableKeyRotation", json!({"KeyId": id, "RotationPeriodInDays": 90}))
+        .await;
+    env.ok("Encrypt", json!({"KeyId": id, "Plaintext": b64(b"warm")})).await;
+    env.advance_days(91);
+    // The handler's effect carries the rotated record (the cached one is left as stored).
+    let call = env.call("Encrypt", json!({"KeyId": id, "Plaintext": b64(b"new")}));
+    env.kms.authorize(&call).await.unwrap();
+    let effect = env.kms.execute(&call, &Authorized::for_tests()).await.unwrap();
+    assert!(
+        !effect.batch.is_empty(),
+        "the due rotation must be written with the call"
+    );
+    let unsaved = unb64(&effect.output["CiphertextBlob"]);
+    assert_eq!(crypto::BlobHeader::parse(&unsaved).unwrap().material_version, 1);
+    // Dropped unwritten (as after a lost race): the next call rotates again with its own material.
+    let saved = env.ok("Encrypt", json!({"KeyId": id, "Plaintext": b64(b"new")})).await;
+    let blob = unb64(&saved["CiphertextBlob"]);
+    assert_eq!(crypto::BlobHeader::parse(&blob).unwrap().material_version, 1);
+    assert_eq!(
+        env.err("Decrypt", json!({"CiphertextBlob": b64(&unsaved)})).await,
+        "InvalidCiphertextException"
+    );
+    assert_eq!(
+        unb64(
+            &env.ok("Decrypt", json!({"CiphertextBlob": saved["CiphertextBlob"]}))
+                .await["Plaintext"]
+        ),
+        b"new"
+    );
+}
