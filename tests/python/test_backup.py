@@ -36,7 +36,10 @@ def populated():
     s3.create_bucket(Bucket="kept")
     body = os.urandom(200_000)
     s3.put_object(Bucket="kept", Key="before", Body=body)
-    s3.put_object(Bucket="kept", Key="doomed", Body=b"x")
+    # Bodies over 16 KiB are blob files (smaller ones are rows of the store): this one's deletion
+    # after the backup must not reach the backup's copy.
+    doomed = os.urandom(20_000)
+    s3.put_object(Bucket="kept", Key="doomed", Body=doomed)
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"kept secret")["CiphertextBlob"]
 
@@ -46,7 +49,7 @@ def populated():
     def churn():
         i = 0
         while not stop.is_set():
-            s3.put_object(Bucket="kept", Key=f"during-{i}", Body=os.urandom(10_000))
+            s3.put_object(Bucket="kept", Key=f"during-{i}", Body=os.urandom(10_000 if i % 2 else 20_000))
             if i % 3 == 0:
                 s3.delete_object(Bucket="kept", Key=f"during-{i}")
             i += 1
@@ -62,14 +65,14 @@ def populated():
     manifest = json.loads(out.stdout)
     s3.delete_object(Bucket="kept", Key="doomed")  # after the backup: the backup still has it
     server.close()
-    yield {"dir": backup_dir, "manifest": manifest, "key": key, "body": body, "blob": blob}
+    yield {"dir": backup_dir, "manifest": manifest, "key": key, "body": body, "doomed": doomed, "blob": blob}
     shutil.rmtree(os.path.dirname(backup_dir), ignore_errors=True)
 
 
 def check_restored(server, state):
     s3 = server.client("s3", access_key=state["key"]["AccessKeyId"], secret=state["key"]["SecretAccessKey"])
     assert s3.get_object(Bucket="kept", Key="before")["Body"].read() == state["body"]
-    assert s3.get_object(Bucket="kept", Key="doomed")["Body"].read() == b"x"
+    assert s3.get_object(Bucket="kept", Key="doomed")["Body"].read() == state["doomed"]
     kms = server.client("kms", access_key=state["key"]["AccessKeyId"], secret=state["key"]["SecretAccessKey"])
     assert kms.decrypt(CiphertextBlob=state["blob"])["Plaintext"] == b"kept secret"
     # Every object the snapshot lists is whole: the backup is consistent although writes went on.

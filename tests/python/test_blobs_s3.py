@@ -9,6 +9,8 @@ must land in A's bucket, as ciphertext: B encrypts object data before it reaches
 import gzip
 import hashlib
 import json
+import random
+import string
 import os
 import subprocess
 
@@ -165,7 +167,16 @@ def test_cloudtrail_log_files_are_blobs_in_the_store(nodes):
     ct.create_trail(Name=name, S3BucketName=bucket)
     ct.start_logging(Name=name)
     user = unique("marker-user")
-    node.client("iam").create_user(UserName=user)
+    iam = node.client("iam")
+    iam.create_user(UserName=user)
+    # Log files of at most 16 KiB are kept as rows of the (PostgreSQL) store, like any small
+    # object; tags with incompressible values make this delivery's file larger than that.
+    for i in range(3):
+        tagged = f"{user}-{i}"
+        iam.create_user(UserName=tagged)
+        iam.tag_user(UserName=tagged, Tags=[
+            {"Key": f"k{j}", "Value": "".join(random.choices(string.ascii_letters + string.digits, k=250))}
+            for j in range(50)])
 
     def delivered_with_user():
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])

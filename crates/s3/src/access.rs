@@ -123,11 +123,14 @@ impl S3Access for CitadelAccess {
         }
         if let (Some(b), Some(k)) = (&bucket, &key)
             && READS_EXISTING_TAGS.contains(&spec.name)
-            && let Some((object, _)) = self.inner.object(b, k).await?
         {
-            for (tag, value) in &object.tags {
-                context.push((format!("s3:ExistingObjectTag/{tag}"), vec![value.clone()]));
+            let row = self.inner.object(b, k).await?;
+            if let Some((object, _)) = &row {
+                for (tag, value) in &object.tags {
+                    context.push((format!("s3:ExistingObjectTag/{tag}"), vec![value.clone()]));
+                }
             }
+            *state.object_read.lock() = Some((b.clone(), k.clone(), row));
         }
         let mut checks = vec![resource_check(
             &principal,

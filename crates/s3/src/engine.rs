@@ -36,6 +36,54 @@ pub(crate) struct Inner {
     pub sse_s3: Arc<dyn DataKeyProvider>,
     pub kms: RwLock<Option<Arc<dyn DataKeyProvider>>>,
     pub access_logs: Arc<crate::access_log::AccessLogBuffer>,
+    pub buckets: BucketCache,
+}
+
+/// Decoded bucket rows, each valid while the bucket table's store generation is the one read
+/// before the row was (the same rule as `citadel_core::identity`'s credential cache).
+///
+/// Every object request reads its bucket (owner, policy, encryption, logging) at least twice,
+/// in the access hook and in the handler; decoding the JSON row each time was a measurable share
+/// of a small GET. A commit to `s3_buckets` on any node bumps the generation, so a cached row is
+/// never served after a change this node has seen. Writers that guard a commit with the row's
+/// bytes read it fresh ([`Inner::require_bucket_fresh`]), so that a peer node's change not yet
+/// announced to this one cannot make them retry against a stale row.
+#[derive(Default)]
+pub(crate) struct BucketCache {
+    rows: RwLock<std::collections::HashMap<String, CachedBucket>>,
+}
+
+struct CachedBucket {
+    generation: u64,
+    record: BucketRecord,
+    raw: Vec<u8>,
+}
+
+/// The number of bucket rows kept; beyond it the cache starts over (buckets are few per account,
+/// so this only bounds memory against a client naming many buckets).
+const BUCKET_CACHE_LIMIT: usize = 4096;
+
+impl BucketCache {
+    fn get(&self, name: &str, generation: u64) -> Option<(BucketRecord, Vec<u8>)> {
+        let rows = self.rows.read();
+        let cached = rows.get(name)?;
+        (cached.generation == generation).then(|| (cached.record.clone(), cached.raw.clone()))
+    }
+
+    fn put(&self, name: &str, generation: u64, record: &BucketRecord, raw: &[u8]) {
+        let mut rows = self.rows.write();
+        if rows.len() >= BUCKET_CACHE_LIMIT && !rows.contains_key(name) {
+            rows.clear();
+        }
+        rows.insert(
+            name.to_string(),
+            CachedBucket {
+                generation,
+                record: record.clone(),
+                raw: raw.to_vec(),
+            },
+        );
+    }
 }
 
 /// The internal error clients see, with the cause logged.
@@ -64,6 +112,37 @@ pub(crate) struct Written {
     pub segment: Segment,
     pub md5_hex: String,
     pub checksum: Option<String>,
+    /// The sealed segment when it is small enough to live in the store ([`meta::INLINE`]) rather
+    /// than in a blob: the commit that makes the object visible must also write this row.
+    pub inline: Option<Bytes>,
+}
+
+impl Written {
+    /// Adds the inline body's row (if any) to the batch that publishes the object, so that the
+    /// body is durable together with the metadata pointing at it.
+    pub fn stage(&self, batch: &mut WriteBatch) {
+        if let Some(sealed) = &self.inline {
+            batch.put(meta::INLINE, self.segment.blob.as_bytes(), sealed);
+        }
+    }
+}
+
+/// The largest body kept in the store instead of a blob file, in plaintext bytes.
+///
+/// A blob costs its own file, fsync, rename and directory fsync on PUT, and an open, header
+/// check and several reads on GET (each a hop to the blocking pool); for a few KiB that was most
+/// of a small PUT's latency and a GET's CPU. Small bodies are instead sealed exactly as a blob
+/// would be and written in the same batch as the object row and its CloudTrail record, so they
+/// are durable with the one group-committed fsync. 16 KiB keeps rows small enough not to crowd
+/// the store's page cache.
+pub(crate) const INLINE_LIMIT: u64 = 16 * 1024;
+
+/// The prefix of the segment keys whose sealed bytes are rows of [`meta::INLINE`].
+const INLINE_PREFIX: &str = "s3/inline/";
+
+/// Whether a segment's sealed bytes live in the store rather than in a blob.
+pub(crate) fn is_inline(blob: &str) -> bool {
+    blob.starts_with(INLINE_PREFIX)
 }
 
 #[derive(Default)]
@@ -100,8 +179,23 @@ fn io_error(err: impl std::fmt::Display) -> std::io::Error {
 }
 
 impl Inner {
-    /// A bucket row with its raw bytes (for preconditions).
+    /// A bucket row with its raw bytes, from the cache while the bucket table is unchanged.
     pub async fn bucket(&self, name: &str) -> S3Result<Option<(BucketRecord, Vec<u8>)>> {
+        // The generation is read before the row, so a change committed in between leaves the
+        // cached row under an older generation, never under the current one.
+        let generation = self.store.generation(meta::BUCKETS);
+        if let Some(hit) = self.buckets.get(name, generation) {
+            return Ok(Some(hit));
+        }
+        let found = self.bucket_fresh(name).await?;
+        if let Some((record, raw)) = &found {
+            self.buckets.put(name, generation, record, raw);
+        }
+        Ok(found)
+    }
+
+    /// A bucket row read from the store, bypassing the cache.
+    pub async fn bucket_fresh(&self, name: &str) -> S3Result<Option<(BucketRecord, Vec<u8>)>> {
         let raw = self
             .store
             .get(meta::BUCKETS, &meta::bucket_key(name))
@@ -113,6 +207,12 @@ impl Inner {
     /// A bucket row, or `NoSuchBucket`.
     pub async fn require_bucket(&self, name: &str) -> S3Result<(BucketRecord, Vec<u8>)> {
         self.bucket(name).await?.ok_or_else(|| no_such_bucket(name))
+    }
+
+    /// A bucket row read from the store, or `NoSuchBucket`: for writers whose commit expects the
+    /// row's bytes.
+    pub async fn require_bucket_fresh(&self, name: &str) -> S3Result<(BucketRecord, Vec<u8>)> {
+        self.bucket_fresh(name).await?.ok_or_else(|| no_such_bucket(name))
     }
 
     /// The current object row with its raw bytes.
@@ -145,12 +245,20 @@ impl Inner {
     }
 
     /// Removes blobs no row points at any more (best effort: a leftover is only wasted space).
+    /// Inline bodies are rows; their deletion is queued for the group committer, like a blob
+    /// deletion it needs no wait.
     pub async fn drop_blobs(&self, blobs: impl IntoIterator<Item = String>) {
+        let mut rows = WriteBatch::new();
         for blob in blobs {
+            if is_inline(&blob) {
+                rows.delete(meta::INLINE, blob.as_bytes());
+                continue;
+            }
             if let Err(err) = self.blobs.delete(&blob).await {
                 tracing::warn!(blob = %blob, error = %err, "could not delete an unused blob");
             }
         }
+        self.store.submit(rows);
     }
 
     /// A fresh blob key.
@@ -166,6 +274,33 @@ impl Inner {
         limit: u64,
         checksum: Option<Algorithm>,
         kind: &str,
+    ) -> S3Result<Written> {
+        self.write_body(body, data_key, limit, checksum, kind, false).await
+    }
+
+    /// Like [`Self::write_segment`], but a body of at most [`INLINE_LIMIT`] bytes is kept in
+    /// memory for the caller to commit as a row ([`Written::stage`]) instead of becoming a blob.
+    /// `declared` is the request's length, when it gave one: a larger body goes straight to a blob.
+    pub async fn write_small_or_segment(
+        &self,
+        body: Option<StreamingBlob>,
+        data_key: &Key256,
+        limit: u64,
+        checksum: Option<Algorithm>,
+        declared: Option<u64>,
+    ) -> S3Result<Written> {
+        let inline = declared.is_none_or(|n| n <= INLINE_LIMIT);
+        self.write_body(body, data_key, limit, checksum, "obj", inline).await
+    }
+
+    async fn write_body(
+        &self,
+        body: Option<StreamingBlob>,
+        data_key: &Key256,
+        limit: u64,
+        checksum: Option<Algorithm>,
+        kind: &str,
+        try_inline: bool,
     ) -> S3Result<Written> {
         let header = SegmentHeader::random();
         let sealer = ChunkSealer::new(data_key, header).map_err(internal)?;
@@ -224,8 +359,44 @@ impl Inner {
                 }
             },
         );
-        let blob = self.blob_key(kind);
-        let result = self.blobs.put(&blob, stream.boxed()).await;
+        let mut stream = stream.boxed();
+        // A small body is gathered in memory; one that outgrows the inline limit (or a length
+        // the request did not declare) continues into a blob with what was gathered so far.
+        let mut held = bytes::BytesMut::new();
+        let mut early: Option<std::io::Error> = None;
+        let mut spill = !try_inline;
+        if try_inline {
+            let cap = header.sealed_len(INLINE_LIMIT);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(bytes) => {
+                        held.extend_from_slice(&bytes);
+                        if held.len() as u64 > cap {
+                            spill = true;
+                            break;
+                        }
+                    }
+                    Err(err) => {
+                        early = Some(err);
+                        break;
+                    }
+                }
+            }
+        }
+        let (blob, inline, result) = if let Some(err) = early {
+            (String::new(), None, Err(err.to_string()))
+        } else if spill {
+            let blob = self.blob_key(kind);
+            let head = futures::stream::iter((!held.is_empty()).then(|| Ok(held.freeze())));
+            let result = self.blobs.put(&blob, head.chain(stream).boxed()).await;
+            (blob, None, result.map(|_| ()).map_err(|e| e.to_string()))
+        } else {
+            (
+                format!("{INLINE_PREFIX}{}", self.ids.uuid()),
+                Some(held.freeze()),
+                Ok(()),
+            )
+        };
         let mut seen = std::mem::take(&mut *observer.lock());
         if let Err(err) = result {
             if seen.too_large {
@@ -257,6 +428,7 @@ impl Inner {
             },
             md5_hex,
             checksum: seen.checksum.map(Checksum::finish),
+            inline,
         })
     }
 
@@ -273,8 +445,9 @@ impl Inner {
             offset += segment.size;
         }
         let blobs = self.blobs.clone();
+        let store = self.store.clone();
         futures::stream::iter(plans)
-            .then(move |(segment, a, b)| open_segment(blobs.clone(), segment, data_key.clone(), a, b))
+            .then(move |(segment, a, b)| open_segment(blobs.clone(), store.clone(), segment, data_key.clone(), a, b))
             .try_flatten()
             .boxed()
     }
@@ -660,6 +833,7 @@ fn kms_condition_keys(region: &str, caller_account: &str, context: &[(String, St
 
 async fn open_segment(
     blobs: Arc<dyn BlobStore>,
+    store: Arc<dyn Store>,
     segment: Segment,
     data_key: Key256,
     from: u64,
@@ -668,8 +842,23 @@ async fn open_segment(
     let header =
         SegmentHeader::from_parts(segment.chunk_size, &segment.nonce).ok_or_else(|| io_error("bad segment header"))?;
     let (start, end, _) = header.cipher_range(from, to, segment.size);
+    let mut opener = ChunkOpener::new(&data_key, header, segment.size, from, to).map_err(io_error)?;
+    if is_inline(&segment.blob) {
+        // The whole sealed segment is one small row: open the wanted chunks in one go.
+        let sealed = store
+            .get(meta::INLINE, segment.blob.as_bytes())
+            .await
+            .map_err(io_error)?
+            .ok_or_else(|| io_error(format!("inline body {} is missing", segment.blob)))?;
+        let range = usize::try_from(start).ok().zip(usize::try_from(end).ok());
+        let wanted = range
+            .and_then(|(a, b)| sealed.get(a..b))
+            .ok_or_else(|| io_error(crypto::CryptoError::Length))?;
+        let plain = opener.push(wanted).map_err(io_error)?;
+        opener.finish().map_err(io_error)?;
+        return Ok(futures::stream::once(async move { Ok(plain) }).boxed());
+    }
     let read = blobs.get(&segment.blob, Some((start, end))).await.map_err(io_error)?;
-    let opener = ChunkOpener::new(&data_key, header, segment.size, from, to).map_err(io_error)?;
     let stream = futures::stream::unfold((read.body, Some(opener)), |(mut body, opener)| async move {
         let mut opener = opener?;
         loop {
@@ -695,6 +884,200 @@ async fn open_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An `Inner` over a real redb store and blob directory.
+    fn inner(dir: &std::path::Path) -> Inner {
+        let store: Arc<dyn Store> = Arc::new(citadel_store::RedbStore::open(&dir.join("meta.redb")).unwrap());
+        let blobs: Arc<dyn BlobStore> = Arc::new(citadel_store::FsBlobStore::new(&dir.join("blobs")).unwrap());
+        let master = Arc::new(citadel_store::MasterKey::generate());
+        Inner {
+            store: store.clone(),
+            blobs,
+            credentials: Arc::new(CredentialResolver::new(store, master.clone())),
+            authorizer: Arc::new(Authorizer::default()),
+            clock: Arc::new(citadel_core::clock::SystemClock::default()),
+            ids: IdGen::new(Arc::new(citadel_core::random::OsRandom)),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            sse_s3: Arc::new(crypto::SseS3Keys::new(master.derive("s3"))),
+            kms: RwLock::new(None),
+            access_logs: Arc::new(crate::access_log::AccessLogBuffer::default()),
+            buckets: BucketCache::default(),
+        }
+    }
+
+    /// A request body arriving in pieces of `piece` bytes.
+    fn body(data: &[u8], piece: usize) -> Option<StreamingBlob> {
+        let pieces: Vec<Result<Bytes, std::io::Error>> =
+            data.chunks(piece).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        Some(StreamingBlob::wrap(futures::stream::iter(pieces)))
+    }
+
+    async fn read(
+        inner: &Inner,
+        segment: &Segment,
+        key: &Key256,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<u8>, std::io::Error> {
+        let pieces: Vec<Bytes> = inner
+            .read_plain(std::slice::from_ref(segment), key.clone(), from, to)
+            .try_collect()
+            .await?;
+        Ok(pieces.concat())
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn small_bodies_live_in_the_store_and_commit_with_their_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = inner(dir.path());
+        let key = crypto::new_data_key();
+        let data = pattern(4096);
+        let written = inner
+            .write_small_or_segment(body(&data, 1000), &key, MAX_PUT_SIZE, None, Some(4096))
+            .await
+            .unwrap();
+        assert!(is_inline(&written.segment.blob), "{}", written.segment.blob);
+        assert_eq!(written.segment.size, 4096);
+        assert_eq!(written.md5_hex, hex::encode(md5::Md5::digest(&data)));
+        let sealed = written.inline.clone().unwrap();
+        assert!(
+            !sealed.windows(64).any(|w| w == &data[1000..1064]),
+            "stored in the clear"
+        );
+        // Nothing is readable before the commit that publishes it, and no blob was made.
+        assert!(read(&inner, &written.segment, &key, 0, 4096).await.is_err());
+        assert!(inner.blobs.get(&written.segment.blob, None).await.is_err());
+        let mut batch = WriteBatch::new();
+        written.stage(&mut batch);
+        inner.store.commit(batch).await.unwrap();
+        assert_eq!(read(&inner, &written.segment, &key, 0, 4096).await.unwrap(), data);
+        assert_eq!(
+            read(&inner, &written.segment, &key, 100, 3000).await.unwrap(),
+            data[100..3000]
+        );
+        // A wrong key does not open it.
+        assert!(
+            read(&inner, &written.segment, &crypto::new_data_key(), 0, 4096)
+                .await
+                .is_err()
+        );
+        // Dropping it removes the row.
+        inner.drop_blobs([written.segment.blob.clone()]).await;
+        inner.store.flush().await.unwrap();
+        assert_eq!(
+            inner
+                .store
+                .get(meta::INLINE, written.segment.blob.as_bytes())
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn tampered_inline_bodies_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = inner(dir.path());
+        let key = crypto::new_data_key();
+        let data = pattern(3000);
+        let written = inner
+            .write_small_or_segment(body(&data, 3000), &key, MAX_PUT_SIZE, None, Some(3000))
+            .await
+            .unwrap();
+        let mut sealed = written.inline.clone().unwrap().to_vec();
+        sealed[100] ^= 1;
+        let mut batch = WriteBatch::new();
+        batch.put(meta::INLINE, written.segment.blob.as_bytes(), &sealed);
+        inner.store.commit(batch).await.unwrap();
+        assert!(read(&inner, &written.segment, &key, 0, 3000).await.is_err());
+        sealed.truncate(sealed.len() - 1);
+        let mut batch = WriteBatch::new();
+        batch.put(meta::INLINE, written.segment.blob.as_bytes(), &sealed);
+        inner.store.commit(batch).await.unwrap();
+        assert!(read(&inner, &written.segment, &key, 0, 3000).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn larger_or_undeclared_bodies_go_to_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = inner(dir.path());
+        let key = crypto::new_data_key();
+        // Declared above the limit: a blob from the start.
+        let big = pattern(200_000);
+        let written = inner
+            .write_small_or_segment(body(&big, 8192), &key, MAX_PUT_SIZE, None, Some(200_000))
+            .await
+            .unwrap();
+        assert!(!is_inline(&written.segment.blob) && written.inline.is_none());
+        assert_eq!(read(&inner, &written.segment, &key, 0, 200_000).await.unwrap(), big);
+        // No declared length and more than the limit: gathered, then spilled into a blob whole.
+        let written = inner
+            .write_small_or_segment(body(&big, 5000), &key, MAX_PUT_SIZE, None, None)
+            .await
+            .unwrap();
+        assert!(!is_inline(&written.segment.blob) && written.inline.is_none());
+        assert_eq!(written.segment.size, 200_000);
+        assert_eq!(
+            read(&inner, &written.segment, &key, 70_000, 140_001).await.unwrap(),
+            big[70_000..140_001]
+        );
+        // No declared length and small: inline; exactly the limit is still inline.
+        let edge = pattern(INLINE_LIMIT as usize);
+        let written = inner
+            .write_small_or_segment(body(&edge, 4096), &key, MAX_PUT_SIZE, None, None)
+            .await
+            .unwrap();
+        assert!(is_inline(&written.segment.blob));
+        // The size limit still applies to gathered bodies.
+        let err = match inner
+            .write_small_or_segment(body(&edge, 4096), &key, 1000, None, None)
+            .await
+        {
+            Err(err) => err,
+            Ok(_) => panic!("a body over the limit was accepted"),
+        };
+        assert_eq!(err.code(), &S3ErrorCode::EntityTooLarge);
+    }
+
+    #[tokio::test]
+    async fn bucket_rows_are_cached_until_the_table_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = inner(dir.path());
+        let mut record = BucketRecord {
+            name: "b".into(),
+            owner: "000000000000".into(),
+            region: "us-east-1".into(),
+            created_ms: 0,
+            policy: None,
+            public_access_block: None,
+            encryption: None,
+            versioning: None,
+            version_seq: 0,
+            tags: Vec::new(),
+            logging: None,
+        };
+        let mut batch = WriteBatch::new();
+        batch.put(meta::BUCKETS, &meta::bucket_key("b"), &meta::encode(&record));
+        inner.store.commit(batch).await.unwrap();
+        assert_eq!(inner.bucket("b").await.unwrap().unwrap().0, record);
+        assert_eq!(inner.bucket("b").await.unwrap().unwrap().0, record);
+        record.policy = Some("{}".into());
+        let mut batch = WriteBatch::new();
+        batch.put(meta::BUCKETS, &meta::bucket_key("b"), &meta::encode(&record));
+        inner.store.commit(batch).await.unwrap();
+        let (seen, raw) = inner.bucket("b").await.unwrap().unwrap();
+        assert_eq!(seen, record);
+        assert_eq!(raw, meta::encode(&record));
+        let mut batch = WriteBatch::new();
+        batch.delete(meta::BUCKETS, &meta::bucket_key("b"));
+        inner.store.commit(batch).await.unwrap();
+        assert!(inner.bucket("b").await.unwrap().is_none());
+    }
 
     fn b64(text: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(text)

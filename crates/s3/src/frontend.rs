@@ -98,6 +98,28 @@ pub(crate) struct RequestState {
     pub principal: Mutex<Option<Arc<Principal>>>,
     /// Audit facts.
     pub audit: Mutex<AuditFacts>,
+    /// The current object row the access hook read for its decision (bucket, key, row), so that
+    /// a GET or HEAD serves the version it was authorized on without reading and decoding the
+    /// row a second time.
+    pub object_read: Mutex<Option<ObjectRead>>,
+}
+
+/// A current-version object row read during a request: `None` when the key had none.
+pub(crate) type ObjectRead = (String, String, Option<(crate::meta::ObjectRecord, Vec<u8>)>);
+
+impl RequestState {
+    /// The object row the access hook read for `bucket`/`key`, if it read that one; taken, so
+    /// a later read in the same request goes to the store.
+    pub fn take_object_read(&self, bucket: &str, key: &str) -> Option<Option<(crate::meta::ObjectRecord, Vec<u8>)>> {
+        let mut slot = self.object_read.lock();
+        match slot.take() {
+            Some((b, k, row)) if b == bucket && k == key => Some(row),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
 }
 
 impl RequestState {
@@ -179,6 +201,7 @@ impl S3Frontend {
             sse_s3,
             kms: parking_lot::RwLock::new(None),
             access_logs: Arc::new(crate::access_log::AccessLogBuffer::default()),
+            buckets: crate::engine::BucketCache::default(),
         });
         let mut builder = s3s::service::S3ServiceBuilder::new(Handlers { inner: inner.clone() });
         builder.set_auth(CitadelAuth { inner: inner.clone() });
@@ -392,11 +415,13 @@ fn prepare(
     now: OffsetDateTime,
     ids: &IdGen,
 ) -> (http::Request<s3s::Body>, RequestState) {
-    let headers = req.headers().clone();
+    // Read the headers in place (cloning the whole map cost a dozen allocations per request).
+    let headers = req.headers();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let params: Vec<(String, String)> = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
+    let params: Vec<(String, String)> = match req.uri().query() {
+        Some(query) if !query.is_empty() => form_urlencoded::parse(query.as_bytes()).into_owned().collect(),
+        _ => Vec::new(),
+    };
     let param = |name: &str| {
         params
             .iter()
@@ -429,6 +454,12 @@ fn prepare(
         },
     };
     let mut session_token = header("x-amz-security-token").or_else(|| param("X-Amz-Security-Token"));
+    let user_agent = header("user-agent").unwrap_or_default();
+    let host = header("host").unwrap_or_default();
+    let referer = header("referer");
+    let request_length = header("x-amz-decoded-content-length")
+        .or_else(|| header("content-length"))
+        .and_then(|v| v.parse().ok());
     if signature_version == Some("AWS")
         && auth_type == Some("REST-QUERY-STRING")
         && session_token.is_none()
@@ -450,8 +481,8 @@ fn prepare(
         time: now,
         remote,
         secure,
-        user_agent: header("user-agent").unwrap_or_default(),
-        host: header("host").unwrap_or_default(),
+        user_agent,
+        host,
         request_line: (
             req.method().clone(),
             req.uri()
@@ -459,10 +490,8 @@ fn prepare(
                 .map_or_else(|| req.uri().path().to_string(), ToString::to_string),
             req.version(),
         ),
-        referer: header("referer"),
-        request_length: header("x-amz-decoded-content-length")
-            .or_else(|| header("content-length"))
-            .and_then(|v| v.parse().ok()),
+        referer,
+        request_length,
         session_token,
         auth_type,
         signature_version,
@@ -471,6 +500,7 @@ fn prepare(
         acting_service: None,
         principal: Mutex::new(None),
         audit: Mutex::new(AuditFacts::default()),
+        object_read: Mutex::new(None),
     };
     (req, state)
 }

@@ -9,6 +9,7 @@
 //! | `s3_versions` | (bucket, object key, `u64::MAX - sequence`) | [`ObjectRecord`], noncurrent versions, newest first |
 //! | `s3_uploads` | (bucket, object key, upload id) | [`UploadRecord`] |
 //! | `s3_parts` | (upload id, part number) | [`PartRecord`] |
+//! | `s3_inline` | segment key `s3/inline/<uuid>` | sealed body of an object of at most 16 KiB |
 //!
 //! Keys are tuple keys ([`citadel_store::keys`]), so "every object of a bucket under a prefix" is
 //! one range scan in UTF-8 byte order.
@@ -31,6 +32,9 @@ pub const VERSIONS: &str = "s3_versions";
 pub const UPLOADS: &str = "s3_uploads";
 /// The multipart part table.
 pub const PARTS: &str = "s3_parts";
+/// Sealed bodies of small objects, keyed by their segment's `s3/inline/...` key: the same bytes a
+/// blob would hold, kept in the store so that they commit with the object row.
+pub const INLINE: &str = "s3_inline";
 
 /// Block Public Access settings of a bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -85,7 +85,7 @@ pub async fn create_bucket(
     } else {
         format!("http://{bucket}.s3.amazonaws.com/")
     };
-    if let Some((existing, _)) = inner.bucket(&bucket).await? {
+    if let Some((existing, _)) = inner.bucket_fresh(&bucket).await? {
         // AWS keeps answering 200 in us-east-1 for a bucket the caller already owns (legacy behaviour).
         if existing.owner == account && existing.region == "us-east-1" && region == "us-east-1" {
             return Ok(S3Response::new(CreateBucketOutput {
@@ -116,7 +116,7 @@ pub async fn create_bucket(
         Ok(()) => Ok(S3Response::new(CreateBucketOutput {
             location: Some(location),
         })),
-        Err(CommitError::Conflict { .. }) => match inner.bucket(&bucket).await? {
+        Err(CommitError::Conflict { .. }) => match inner.bucket_fresh(&bucket).await? {
             Some((existing, _)) => Err(exists(&existing)),
             None => Err(util::conflict()),
         },
@@ -140,7 +140,7 @@ pub async fn delete_bucket(
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let state = current()?;
     let bucket = req.input.bucket;
-    let (_, raw) = inner.require_bucket(&bucket).await?;
+    let (_, raw) = inner.require_bucket_fresh(&bucket).await?;
     let prefix = meta::object_prefix(&bucket, "");
     let (start, end) = citadel_store::keys::prefix_range(&prefix);
     for table in [meta::OBJECTS, meta::VERSIONS, meta::UPLOADS] {

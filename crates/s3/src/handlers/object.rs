@@ -292,7 +292,7 @@ pub async fn put_current(
     mut extra: impl FnMut(&mut WriteBatch),
 ) -> S3Result<ObjectRecord> {
     for _ in 0..8 {
-        let (mut bucket, bucket_raw) = inner.require_bucket(bucket_name).await?;
+        let (mut bucket, bucket_raw) = inner.require_bucket_fresh(bucket_name).await?;
         let current = inner.object(bucket_name, &template.key).await?;
         if if_none_match && current.as_ref().is_some_and(|(c, _)| !c.delete_marker) {
             return Err(precondition_failed());
@@ -391,17 +391,17 @@ pub async fn put_object(inner: &Inner, req: S3Request<PutObjectInput>) -> S3Resu
             &context,
         )
         .await?;
+    let declared = input.content_length.and_then(|n| u64::try_from(n).ok());
     let written = inner
-        .write_segment(
+        .write_small_or_segment(
             input.body,
             &data_key,
             MAX_PUT_SIZE,
             requested.as_ref().map(|r| r.0),
-            "obj",
+            declared,
         )
         .await?;
     let expected = expected_checksum(&requested, trailing_headers.as_ref());
-    let declared = input.content_length.and_then(|n| u64::try_from(n).ok());
     let length_ok = declared.is_none_or(|n| n == written.segment.size);
     let verdict = if length_ok {
         verify_digests(
@@ -457,7 +457,11 @@ pub async fn put_object(inner: &Inner, req: S3Request<PutObjectInput>) -> S3Resu
         segments: vec![written.segment.clone()],
         storage_class: "STANDARD".into(),
     };
-    let stored = match put_current(inner, &state, &input.bucket, template, if_none_match, |_| {}).await {
+    let stored = match put_current(inner, &state, &input.bucket, template, if_none_match, |batch| {
+        written.stage(batch);
+    })
+    .await
+    {
         Ok(stored) => stored,
         Err(err) => {
             inner.drop_blobs([written.segment.blob.clone()]).await;
@@ -511,6 +515,17 @@ pub struct Found {
 /// Finds the current version, or the version with `version_id`.
 pub async fn find_version(inner: &Inner, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<Option<Found>> {
     let current = inner.object(bucket, key).await?;
+    find_version_in(inner, bucket, key, version_id, current).await
+}
+
+/// [`find_version`] with the current row already read.
+async fn find_version_in(
+    inner: &Inner,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    current: Option<(ObjectRecord, Vec<u8>)>,
+) -> S3Result<Option<Found>> {
     let Some(version_id) = version_id else {
         return Ok(current.map(|(record, raw)| Found {
             record,
@@ -552,7 +567,14 @@ pub async fn find_version(inner: &Inner, bucket: &str, key: &str, version_id: Op
 /// The object a GET/HEAD addresses, with AWS's errors for missing keys, versions and delete markers.
 async fn readable(inner: &Inner, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<ObjectRecord> {
     inner.require_bucket(bucket).await?;
-    let found = find_version(inner, bucket, key, version_id).await?;
+    // When the access hook already read the current row to decide (existing-object tags), serve
+    // that row: it is what a single read at that moment would have served.
+    let memo = current().ok().and_then(|state| state.take_object_read(bucket, key));
+    let current = match memo {
+        Some(row) => row,
+        None => inner.object(bucket, key).await?,
+    };
+    let found = find_version_in(inner, bucket, key, version_id, current).await?;
     match found {
         None if version_id.is_some() => Err(error(
             S3ErrorCode::NoSuchVersion,
@@ -1181,7 +1203,7 @@ pub async fn delete_object(
     let state = current()?;
     let input = req.input;
     for _ in 0..8 {
-        let (mut bucket, raw) = inner.require_bucket(&input.bucket).await?;
+        let (mut bucket, raw) = inner.require_bucket_fresh(&input.bucket).await?;
         if let Some(condition) = &input.if_match {
             match inner.object(&input.bucket, &input.key).await? {
                 Some((c, _)) if etag_matches(condition, &c.etag) => {}
@@ -1225,7 +1247,7 @@ pub async fn delete_objects(
     let spec = crate::registry::lookup("DeleteObjects").ok_or_else(|| internal("registry lacks DeleteObjects"))?;
     let quiet = input.delete.quiet.unwrap_or(false);
     for _ in 0..8 {
-        let (mut bucket, raw) = inner.require_bucket(&input.bucket).await?;
+        let (mut bucket, raw) = inner.require_bucket_fresh(&input.bucket).await?;
         let mut plans = Vec::new();
         let mut deleted = Vec::new();
         let mut errors = Vec::new();

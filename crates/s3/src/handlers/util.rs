@@ -91,7 +91,7 @@ pub async fn update_bucket(
     mut change: impl FnMut(&mut BucketRecord) -> S3Result<()>,
 ) -> S3Result<BucketRecord> {
     for _ in 0..5 {
-        let (mut record, raw) = inner.require_bucket(bucket).await?;
+        let (mut record, raw) = inner.require_bucket_fresh(bucket).await?;
         change(&mut record)?;
         let mut batch = WriteBatch::new();
         let key = crate::meta::bucket_key(bucket);
