@@ -276,26 +276,100 @@ def test_cross_account_role(server):
     assert error_of(denied)[0] == "AccessDenied"
 
 
-class _Issuer:
-    """A local OpenID Connect issuer: discovery document and JWKS over HTTP, ES256 tokens."""
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
-    def __init__(self):
-        from cryptography.hazmat.primitives.asymmetric import ec
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        numbers = self.key.public_key().public_numbers()
-        b64 = self._b64
-        self.jwks = {"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
-                               "x": b64(numbers.x.to_bytes(32, "big")), "y": b64(numbers.y.to_bytes(32, "big"))}]}
+
+def _rsa_key():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _jwk(key, kid):
+    numbers = key.public_key().public_numbers()
+    return {"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+            "n": _b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+            "e": _b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big"))}
+
+
+def _rs256(key, kid, claims):
+    """A compact RS256 JWS of `claims`, signed with `key` (cryptography, PKCS#1 v1.5 with SHA-256)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    header = _b64url(json.dumps({"alg": "RS256", "kid": kid, "typ": "JWT"}).encode())
+    payload = _b64url(json.dumps(claims).encode())
+    signature = key.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{header}.{payload}.{_b64url(signature)}"
+
+
+class _HttpsIssuer:
+    """A local OpenID Connect issuer over HTTPS: a test CA, a server certificate for 127.0.0.1 it
+    signed, the discovery document and a JWKS served with python's `ssl` and `http.server`, and RS256
+    ID tokens. `ca_path` is the CA bundle Citadel is told to trust."""
+
+    def __init__(self, directory):
+        import datetime
+        import ipaddress
+        import os
+        import ssl
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509.oid import NameOID
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+        validity = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(hours=1))
+        ca_key = _rsa_key()
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Citadel test OIDC CA")])
+        self.ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+                   .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(validity[0]).not_valid_after(validity[1])
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                   .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                                content_commitment=False, key_encipherment=False,
+                                                data_encipherment=False, key_agreement=False,
+                                                encipher_only=False, decipher_only=False), critical=True)
+                   .sign(ca_key, hashes.SHA256()))
+        leaf_key = _rsa_key()
+        leaf = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+                .issuer_name(ca_name).public_key(leaf_key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(validity[0]).not_valid_after(validity[1])
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                            x509.DNSName("localhost")]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        pem = serialization.Encoding.PEM
+        self.ca_path = os.path.join(directory, "oidc-ca.pem")
+        with open(self.ca_path, "wb") as f:
+            f.write(self.ca.public_bytes(pem))
+        chain_path = os.path.join(directory, "oidc-chain.pem")
+        key_path = os.path.join(directory, "oidc-key.pem")
+        with open(chain_path, "wb") as f:
+            # The leaf, then the CA: the CA is the top certificate presented, whose SHA-1 is the
+            # thumbprint IAM registers.
+            f.write(leaf.public_bytes(pem) + self.ca.public_bytes(pem))
+        with open(key_path, "wb") as f:
+            f.write(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        self.thumbprint = hashlib.sha1(self.ca.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+        self.key = _rsa_key()
+        self.jwks = {"keys": [_jwk(self.key, "k1")]}
+        self.requests = []
         issuer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                issuer.requests.append(self.path)
                 if self.path == "/.well-known/openid-configuration":
-                    body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
+                    body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks",
+                            "id_token_signing_alg_values_supported": ["RS256"]}
                 elif self.path == "/jwks":
                     body = issuer.jwks
                 else:
                     self.send_response(404)
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 data = json.dumps(body).encode()
@@ -308,66 +382,107 @@ class _Issuer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(chain_path, key_path)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        self.host = self.url.removeprefix("https://")
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    @staticmethod
-    def _b64(data):
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    def token(self, **claims):
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec, utils
-        header = self._b64(json.dumps({"alg": "ES256", "kid": "k1", "typ": "JWT"}).encode())
-        payload = self._b64(json.dumps(claims).encode())
-        der = self.key.sign(f"{header}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
-        r, s = utils.decode_dss_signature(der)
-        return f"{header}.{payload}.{self._b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+    def token(self, key=None, kid="k1", **claims):
+        return _rs256(key or self.key, kid, claims)
 
     def close(self):
         self.httpd.shutdown()
+        self.httpd.server_close()
 
 
-@pytest.mark.xfail(reason="IAM registers only https:// issuers and STS fetches discovery/JWKS over plain http so far "
-                          "(TLS with thumbprint verification is still to do)", strict=False)
-def test_assume_role_with_web_identity(server):
+@pytest.fixture
+def https_issuer(tmp_path):
     pytest.importorskip("cryptography")
-    issuer = _Issuer()
+    issuer = _HttpsIssuer(str(tmp_path))
+    yield issuer
+    issuer.close()
+
+
+def _web_identity_role(server, issuer, thumbprint):
+    iam = server.client("iam")
+    provider_arn = iam.create_open_id_connect_provider(
+        Url=issuer.url, ClientIDList=["citadel-app"], ThumbprintList=[thumbprint])["OpenIDConnectProviderArn"]
+    assert provider_arn == f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.host}"
+    role = unique("web")
+    role_arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust(
+        {"Federated": provider_arn}, {"StringEquals": {f"{issuer.host}:sub": "alice"}},
+        actions=("sts:AssumeRoleWithWebIdentity",)))["Role"]["Arn"]
+    sts = server.client("sts")
+    # AWS accepts this call unsigned (botocore sends it so); it is signed here as a client with
+    # credentials would, and test_web_identity_call_is_accepted_unsigned checks the unsigned form.
+    sts.meta.events.register("choose-signer.sts.AssumeRoleWithWebIdentity", lambda **kw: "v4")
+    return role, role_arn, sts
+
+
+def test_assume_role_with_web_identity_over_https(https_issuer):
+    """The provider's certificate chains to a CA Citadel trusts through CITADEL_OIDC_CA_BUNDLE; the
+    registered thumbprint is wrong on purpose, so the trust comes from the bundle alone."""
+    issuer = https_issuer
+    server = CitadelServer(env={"CITADEL_OIDC_CA_BUNDLE": issuer.ca_path})
     try:
-        iam = server.client("iam")
-        host = issuer.url.removeprefix("http://")
-        provider_arn = iam.create_open_id_connect_provider(
-            Url=issuer.url, ClientIDList=["citadel-app"], ThumbprintList=["0" * 40])["OpenIDConnectProviderArn"]
-        role = unique("web")
-        role_arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust(
-            {"Federated": provider_arn}, {"StringEquals": {f"{host}:sub": "alice"}},
-            actions=("sts:AssumeRoleWithWebIdentity",)))["Role"]["Arn"]
-        sts = server.client("sts")
-        # AWS accepts this call unsigned (botocore sends it so); core still requires a signature, so sign it
-        # here and check the unsigned form separately below.
-        sts.meta.events.register("choose-signer.sts.AssumeRoleWithWebIdentity", lambda **kw: "v4")
+        role, role_arn, sts = _web_identity_role(server, issuer, "0" * 40)
         now = int(time.time())
-        good = issuer.token(iss=issuer.url, sub="alice", aud="citadel-app", iat=now, exp=now + 600)
+        good = issuer.token(iss=issuer.url, sub="alice", aud="citadel-app", iat=now, exp=now + 600, amr=["pwd"])
         out = sts.assume_role_with_web_identity(RoleArn=role_arn, RoleSessionName="web", WebIdentityToken=good)
         assert out["SubjectFromWebIdentityToken"] == "alice"
         assert out["Audience"] == "citadel-app"
+        assert out["Provider"] == issuer.host
         assert out["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/web"
+        assert out["Credentials"]["AccessKeyId"].startswith("ASIA")
         identity = session_client(server, "sts", out["Credentials"]).get_caller_identity()
         assert identity["Arn"] == out["AssumedRoleUser"]["Arn"]
+        # Discovery then JWKS, both fetched over TLS from the issuer.
+        assert issuer.requests[:2] == ["/.well-known/openid-configuration", "/jwks"]
 
+        other_key = _rsa_key()
         cases = [
-            (issuer.token(iss=issuer.url, sub="mallory", aud="citadel-app", exp=now + 600), "AccessDenied"),
-            (issuer.token(iss=issuer.url, sub="alice", aud="other-app", exp=now + 600), "InvalidIdentityToken"),
+            # Signed by a key the issuer never published, under the published kid and under another.
+            (issuer.token(key=other_key, iss=issuer.url, sub="alice", aud="citadel-app", exp=now + 600),
+             "InvalidIdentityToken"),
+            (issuer.token(key=other_key, kid="k2", iss=issuer.url, sub="alice", aud="citadel-app", exp=now + 600),
+             "InvalidIdentityToken"),
             (issuer.token(iss=issuer.url, sub="alice", aud="citadel-app", exp=now - 10), "ExpiredTokenException"),
+            (issuer.token(iss=issuer.url, sub="alice", aud="other-app", exp=now + 600), "InvalidIdentityToken"),
+            (issuer.token(iss=issuer.url, sub="mallory", aud="citadel-app", exp=now + 600), "AccessDenied"),
             (good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA") else "BBBBBB"), "InvalidIdentityToken"),
         ]
         for token, code in cases:
             with pytest.raises(botocore.exceptions.ClientError) as err:
                 sts.assume_role_with_web_identity(RoleArn=role_arn, RoleSessionName="web", WebIdentityToken=token)
             assert error_of(err)[0] == code, token
+            assert error_of(err)[2] in (400, 403)
+        # The key set is cached: later calls, good or bad, did not fetch it again.
+        sts.assume_role_with_web_identity(RoleArn=role_arn, RoleSessionName="again", WebIdentityToken=good)
+        assert issuer.requests.count("/jwks") == 1, issuer.requests
     finally:
-        issuer.close()
+        server.close()
+
+
+def test_web_identity_provider_trusted_by_thumbprint_only(server, https_issuer):
+    """Without the CA bundle the issuer's chain is untrusted: the fetch fails (IDPCommunicationError)
+    unless the provider's registered thumbprint is the SHA-1 of the top certificate it presents."""
+    issuer = https_issuer
+    role, role_arn, sts = _web_identity_role(server, issuer, "0" * 40)
+    now = int(time.time())
+    token = issuer.token(iss=issuer.url, sub="alice", aud="citadel-app", exp=now + 600)
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        sts.assume_role_with_web_identity(RoleArn=role_arn, RoleSessionName="web", WebIdentityToken=token)
+    assert error_of(err)[0] == "IDPCommunicationError"
+
+    provider_arn = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.host}"
+    server.client("iam").update_open_id_connect_provider_thumbprint(
+        OpenIDConnectProviderArn=provider_arn, ThumbprintList=[issuer.thumbprint.upper()])
+    out = sts.assume_role_with_web_identity(RoleArn=role_arn, RoleSessionName="web", WebIdentityToken=token)
+    assert out["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/web"
+    server.client("iam").delete_open_id_connect_provider(OpenIDConnectProviderArn=provider_arn)
 
 
 def test_web_identity_call_is_accepted_unsigned(server):

@@ -27,6 +27,7 @@ pub mod imds;
 pub mod input;
 pub mod keyid;
 pub mod message;
+pub mod oidc_fetch;
 mod role_session;
 pub mod saml;
 pub mod token;
@@ -157,6 +158,13 @@ const MAX_REMEMBERED_SESSIONS: usize = 100_000;
 /// Opened session tokens kept per node (about 1 KiB each); the cache starts over when full.
 const MAX_OPENED_SESSIONS: usize = 10_000;
 
+/// A session token opened once on this node.
+struct OpenedSession {
+    access_key_id: String,
+    expires: i64,
+    credential: ResolvedCredential,
+}
+
 /// The STS service; also the resolver of the temporary credentials it issues.
 pub struct Sts {
     store: Arc<dyn Store>,
@@ -167,11 +175,12 @@ pub struct Sts {
     /// Transitive tag keys of sessions authenticated on this node, by access key id: core's
     /// `SessionInfo` has no field for them, and a chained AssumeRole must pass them on.
     transitive: Mutex<HashMap<String, Vec<String>>>,
-    /// Session tokens already opened, by (access key id, token): opening one costs base64, AES-GCM,
-    /// decompression and JSON parsing on every request otherwise. An identical token string is the
-    /// identical sealed claims, so a hit is as authentic as the first opening; expiry is checked on
-    /// every use.
-    opened: Mutex<HashMap<(String, String), (i64, ResolvedCredential)>>,
+    /// Session tokens already opened, by token, with the access key id they were opened for:
+    /// opening one costs base64, AES-GCM, decompression and JSON parsing on every request otherwise.
+    /// An identical token string is the identical sealed claims, so a hit (for the same access key
+    /// id) is as authentic as the first opening; expiry is checked on every use. Looked up by `&str`,
+    /// so a hit allocates nothing.
+    opened: Mutex<HashMap<String, OpenedSession>>,
     web: webid::WebIdentityVerifier,
 }
 
@@ -226,14 +235,14 @@ impl SessionResolver for Sts {
         session_token: &str,
         now: OffsetDateTime,
     ) -> Result<ResolvedCredential, CredentialError> {
-        let cache_key = (access_key_id.to_string(), session_token.to_string());
         if let Ok(opened) = self.opened.lock()
-            && let Some((expires, credential)) = opened.get(&cache_key)
+            && let Some(hit) = opened.get(session_token)
+            && hit.access_key_id == access_key_id
         {
-            if now.unix_timestamp() >= *expires {
+            if now.unix_timestamp() >= hit.expires {
                 return Err(CredentialError::ExpiredToken);
             }
-            return Ok(credential.clone());
+            return Ok(hit.credential.clone());
         }
         let claims = self.sealer.open(access_key_id, session_token)?;
         if now.unix_timestamp() >= claims.expires {
@@ -255,7 +264,14 @@ impl SessionResolver for Sts {
             if opened.len() >= MAX_OPENED_SESSIONS {
                 opened.clear();
             }
-            opened.insert(cache_key, (claims.expires, credential.clone()));
+            opened.insert(
+                session_token.to_string(),
+                OpenedSession {
+                    access_key_id: access_key_id.to_string(),
+                    expires: claims.expires,
+                    credential: credential.clone(),
+                },
+            );
         }
         Ok(credential)
     }

@@ -8,9 +8,9 @@
 //! engine for the provider as a federated principal, with the token's claims as
 //! `<provider>:sub`, `<provider>:aud` and `<provider>:amr` condition keys.
 //!
-//! Fetching speaks plain HTTP/1.1 over a TCP stream (`http://` issuers, such as a local test
-//! issuer); `https://` issuers need their JWKS configured until a TLS client with thumbprint
-//! verification is added.
+//! Fetching is HTTPS only ([`crate::oidc_fetch`]): the provider's certificate is verified against
+//! the system's trust store plus `CITADEL_OIDC_CA_BUNDLE`, or else against its registered
+//! thumbprints.
 
 use crate::input::{opt_i64, req_str};
 use crate::token::SessionClaims;
@@ -22,20 +22,32 @@ use citadel_wire::AwsError;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Largest HTTP response read from an identity provider.
-const MAX_RESPONSE: usize = 1024 * 1024;
-/// Time allowed for one fetch.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Tolerated clock difference for `nbf`, seconds.
 const NBF_LEEWAY: i64 = 300;
 
-/// Verifies web identity tokens; holds statically configured key sets.
+/// How long a fetched key set is used before it is fetched again.
+const JWKS_TTL_SECONDS: i64 = 600;
+/// A token that fails against a cached key set older than this makes one refetch (the issuer may
+/// have rotated its keys); younger sets are not refetched, so bad tokens cannot make Citadel hammer
+/// the issuer.
+const JWKS_REFRESH_AFTER_SECONDS: i64 = 60;
+/// The most issuers whose key sets are kept.
+const JWKS_CACHE_LIMIT: usize = 1024;
+
+/// Verifies web identity tokens; holds statically configured key sets and fetched ones.
 #[derive(Debug, Default)]
 pub struct WebIdentityVerifier {
     static_jwks: RwLock<HashMap<String, Value>>,
+    /// Fetched key sets by issuer and the thumbprints they were fetched under, with the fetch time
+    /// (epoch seconds of the injected clock): two HTTPS round trips per call otherwise.
+    fetched: RwLock<HashMap<String, (i64, Value)>>,
+}
+
+/// Where a key set came from, which decides whether a failed verification may refetch it.
+enum KeySet {
+    Static(Value),
+    Fresh(Value),
+    Cached { value: Value, age: i64 },
 }
 
 impl WebIdentityVerifier {
@@ -46,24 +58,53 @@ impl WebIdentityVerifier {
         }
     }
 
-    async fn jwks(&self, issuer: &str) -> Result<Value, AwsError> {
+    async fn jwks(&self, issuer: &str, thumbprints: &[String], now: i64) -> Result<KeySet, AwsError> {
         let issuer = issuer.trim_end_matches('/');
         if let Some(jwks) = self.static_jwks.read().ok().and_then(|m| m.get(issuer).cloned()) {
-            return Ok(jwks);
+            return Ok(KeySet::Static(jwks));
         }
+        let cache_key = format!("{issuer}\u{1}{}", thumbprints.join(","));
+        let cached = self.fetched.read().ok().and_then(|m| m.get(&cache_key).cloned());
+        if let Some((fetched_at, value)) = cached
+            && (0..JWKS_TTL_SECONDS).contains(&(now - fetched_at))
+        {
+            return Ok(KeySet::Cached {
+                value,
+                age: now - fetched_at,
+            });
+        }
+        let value = self.fetch_jwks(issuer, thumbprints).await?;
+        if let Ok(mut map) = self.fetched.write() {
+            if map.len() >= JWKS_CACHE_LIMIT {
+                map.clear();
+            }
+            map.insert(cache_key, (now, value.clone()));
+        }
+        Ok(KeySet::Fresh(value))
+    }
+
+    /// Forgets the fetched key set of `issuer` (all thumbprint variants).
+    fn forget(&self, issuer: &str) {
+        let prefix = format!("{}\u{1}", issuer.trim_end_matches('/'));
+        if let Ok(mut map) = self.fetched.write() {
+            map.retain(|key, _| !key.starts_with(&prefix));
+        }
+    }
+
+    async fn fetch_jwks(&self, issuer: &str, thumbprints: &[String]) -> Result<Value, AwsError> {
         let base = if issuer.contains("://") {
             issuer.to_string()
         } else {
             format!("https://{issuer}")
         };
         let discovery: Value =
-            serde_json::from_slice(&fetch(&format!("{base}/.well-known/openid-configuration")).await?)
+            serde_json::from_slice(&fetch(&format!("{base}/.well-known/openid-configuration"), thumbprints).await?)
                 .map_err(|_| communication_error())?;
         let jwks_uri = discovery
             .get("jwks_uri")
             .and_then(Value::as_str)
             .ok_or_else(communication_error)?;
-        serde_json::from_slice(&fetch(jwks_uri).await?).map_err(|_| communication_error())
+        serde_json::from_slice(&fetch(jwks_uri, thumbprints).await?).map_err(|_| communication_error())
     }
 }
 
@@ -75,71 +116,16 @@ fn communication_error() -> AwsError {
     )
 }
 
+/// GETs `url` from an identity provider; every failure is AWS's `IDPCommunicationError`.
+async fn fetch(url: &str, thumbprints: &[String]) -> Result<Vec<u8>, AwsError> {
+    crate::oidc_fetch::fetch(url, thumbprints).await.map_err(|error| {
+        tracing::info!(url, %error, "cannot fetch from the OIDC provider");
+        communication_error()
+    })
+}
+
 fn invalid_token(message: impl Into<String>) -> AwsError {
     AwsError::new("InvalidIdentityToken", 400, message)
-}
-
-/// GETs `url` over plain HTTP/1.1.
-async fn fetch(url: &str) -> Result<Vec<u8>, AwsError> {
-    let rest = url.strip_prefix("http://").ok_or_else(communication_error)?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (rest.get(..i).unwrap_or(rest), rest.get(i..).unwrap_or("/")),
-        None => (rest, "/"),
-    };
-    let address = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(&address).await.ok()?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: citadel-sts\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut raw = Vec::new();
-        let mut limited = (&mut stream).take(MAX_RESPONSE as u64 + 1);
-        limited.read_to_end(&mut raw).await.ok()?;
-        (raw.len() <= MAX_RESPONSE).then_some(raw)
-    };
-    let raw = tokio::time::timeout(FETCH_TIMEOUT, exchange)
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(communication_error)?;
-    parse_response(&raw).ok_or_else(communication_error)
-}
-
-/// The body of a `200` HTTP/1.x response (identity or chunked transfer encoding).
-fn parse_response(raw: &[u8]) -> Option<Vec<u8>> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(raw.get(..split)?).ok()?;
-    let body = raw.get(split + 4..)?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split_whitespace().nth(1)?;
-    if status != "200" {
-        return None;
-    }
-    let chunked = lines.any(|l| {
-        let lower = l.to_ascii_lowercase();
-        lower.starts_with("transfer-encoding:") && lower.contains("chunked")
-    });
-    if !chunked {
-        return Some(body.to_vec());
-    }
-    let mut out = Vec::new();
-    let mut rest = body;
-    loop {
-        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(rest.get(..line_end)?).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        rest = rest.get(line_end + 2..)?;
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(rest.get(..size)?);
-        rest = rest.get(size + 2..)?;
-    }
 }
 
 /// A decoded, not yet verified, JWT.
@@ -265,8 +251,21 @@ impl Sts {
         {
             return Err(invalid_token("The ID Token provided is not yet valid."));
         }
-        let jwks = self.web.jwks(issuer).await?;
-        if !verify_signature(&jwt, &jwks) {
+        let verified = match self.web.jwks(issuer, &provider.thumbprints, now).await? {
+            KeySet::Static(jwks) | KeySet::Fresh(jwks) => verify_signature(&jwt, &jwks),
+            KeySet::Cached { value, age } => {
+                verify_signature(&jwt, &value)
+                    || (age >= JWKS_REFRESH_AFTER_SECONDS && {
+                        self.web.forget(issuer);
+                        match self.web.jwks(issuer, &provider.thumbprints, now).await? {
+                            KeySet::Static(jwks) | KeySet::Fresh(jwks) | KeySet::Cached { value: jwks, .. } => {
+                                verify_signature(&jwt, &jwks)
+                            }
+                        }
+                    })
+            }
+        };
+        if !verified {
             return Err(invalid_token("The ID Token provided could not be verified."));
         }
 
@@ -317,16 +316,6 @@ impl Sts {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_responses_parse_plain_and_chunked() {
-        let plain = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\":1}";
-        assert_eq!(parse_response(plain).unwrap(), b"{\"a\":1}");
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).unwrap(), b"{\"a\":1}");
-        assert_eq!(parse_response(b"HTTP/1.1 404 Not Found\r\n\r\n"), None);
-        assert_eq!(parse_response(b"garbage"), None);
-    }
 
     #[test]
     fn jwts_decode_and_es256_signatures_verify() {
