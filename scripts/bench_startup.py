@@ -3,7 +3,8 @@
 
 Usage: scripts/bench_startup.py --runs 10 -- CMD ARGS...   (the command must listen on --port)
 For citadel: scripts/bench_startup.py --port 4599 -- target/release/citadel serve --listen 127.0.0.1:4599 --data-dir {tmp}
-{tmp} is replaced by a fresh temporary directory on every run.
+{tmp} is replaced by a fresh temporary directory on every run (a first start), or with --warm by
+one directory that an uncounted first run has initialised (a restart of an existing data dir).
 """
 import argparse
 import os
@@ -30,6 +31,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--warm", action="store_true",
+                    help="restart on one existing data directory instead of a fresh one per run")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
@@ -40,8 +43,10 @@ def main():
                           config=botocore.config.Config(retries={"max_attempts": 0}, connect_timeout=0.05, read_timeout=5))
     # Sign once, so that signing time is not counted.
     starts, rss = [], []
-    for _ in range(args.runs):
-        tmp = tempfile.mkdtemp()
+    warm_dir = tempfile.mkdtemp() if args.warm else None
+    # With --warm the first run only initialises the data directory and is not counted.
+    for run in range(args.runs + (1 if args.warm else 0)):
+        tmp = warm_dir or tempfile.mkdtemp()
         argv = [a.replace("{tmp}", tmp) for a in cmd]
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -53,13 +58,21 @@ def main():
                 if proc.poll() is not None:
                     raise SystemExit("server exited")
                 time.sleep(0.001)
-        starts.append((time.perf_counter() - t0) * 1000)
+        elapsed = (time.perf_counter() - t0) * 1000
         time.sleep(1.0)
-        rss.append(rss_kib(proc.pid) / 1024)
+        resident = rss_kib(proc.pid) / 1024
         proc.terminate()
         proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"cold start to first GetCallerIdentity: median {statistics.median(starts):.1f} ms "
+        if not args.warm:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if args.warm and run == 0:
+            continue
+        starts.append(elapsed)
+        rss.append(resident)
+    if warm_dir:
+        shutil.rmtree(warm_dir, ignore_errors=True)
+    kind = "warm start (existing data dir)" if args.warm else "cold start"
+    print(f"{kind} to first GetCallerIdentity: median {statistics.median(starts):.1f} ms "
           f"(min {min(starts):.1f}, max {max(starts):.1f}, n={len(starts)})")
     print(f"idle RSS after 1 s: median {statistics.median(rss):.1f} MiB")
 

@@ -23,7 +23,7 @@ pub struct AccountRecord {
 }
 
 /// Root credentials, shown once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootCredentials {
     /// The account.
     pub account_id: String,

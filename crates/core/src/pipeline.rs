@@ -291,7 +291,7 @@ impl Pipeline {
             let (key, record) = self.event(call, spec.event_source, response, None, resources);
             let mut batch = effect.batch;
             let durable = !batch.is_empty();
-            batch.put(audit::EVENTS, &key, &serde_json::to_vec(&record).unwrap_or_default());
+            batch.put(audit::EVENTS, &key, &record);
             if !durable {
                 self.submit_audit(batch).await;
                 return Ok(effect.output);
@@ -316,7 +316,8 @@ impl Pipeline {
         Err(err)
     }
 
-    /// The CloudTrail record of a call and its store key; `response` is already in AWS's shape.
+    /// The CloudTrail record of a call, as stored (JSON), and its store key; `response` is already
+    /// in AWS's shape.
     fn event(
         &self,
         call: &Call,
@@ -324,10 +325,10 @@ impl Pipeline {
         response: Option<Value>,
         error: Option<&AwsError>,
         resources: &[crate::service::AuditResource],
-    ) -> (Vec<u8>, Value) {
+    ) -> (Vec<u8>, Vec<u8>) {
         let event_id = self.ids.uuid();
         let key = audit::event_key(call.ctx.account_id(), event_millis(&call.ctx), &event_id);
-        let record = audit::record(EventFacts {
+        let record = audit::record_bytes(EventFacts {
             ctx: &call.ctx,
             event_source,
             read_only: call.op.read_only,
@@ -345,7 +346,7 @@ impl Pipeline {
     fn audit_failure(&self, call: &Call, event_source: &str, err: &AwsError) {
         let (key, record) = self.event(call, event_source, None, Some(err), &[]);
         let mut batch = citadel_store::WriteBatch::new();
-        batch.put(audit::EVENTS, &key, &serde_json::to_vec(&record).unwrap_or_default());
+        batch.put(audit::EVENTS, &key, &record);
         self.store.submit(batch);
     }
 

@@ -41,9 +41,17 @@ impl App {
     pub async fn open(args: &ServeArgs) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
-        let master = Arc::new(args.load_master_key().context("loading the master key")?);
-        let store = open_store(&args.store, &args.data_dir).await?;
-        check_master_key(store.as_ref(), &master).await?;
+        // A first start creates the master key, the store file and the root credentials file,
+        // each made durable with fsyncs; the independent ones run side by side (see `open_fresh`).
+        let store_file = args.data_dir.join(STORE_FILE);
+        let fresh = args.store == "embedded" && !store_file.exists();
+        let (master, store) = if fresh {
+            open_fresh(args, &store_file)?
+        } else {
+            let master = Arc::new(args.load_master_key().context("loading the master key")?);
+            (master, open_store(&args.store, &args.data_dir).await?)
+        };
+        let check_row = check_master_key(store.as_ref(), &master).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::with_offset(time::Duration::seconds(
             args.clock_offset_seconds,
         )));
@@ -55,8 +63,14 @@ impl App {
             &args.account_id,
             &args.data_dir,
             clock.now(),
+            fresh,
         )
         .await?;
+        // Queued only now, so that the account's commit does not wait behind it (see
+        // `check_master_key`).
+        if let Some(batch) = check_row {
+            store.submit(batch);
+        }
         let credentials = Arc::new(CredentialResolver::new(store.clone(), master.clone()));
         let authorizer = Arc::new(Authorizer::default());
         let config = PipelineConfig {
@@ -466,47 +480,122 @@ async fn bootstrap_account(
     account_id: &str,
     data_dir: &Path,
     now: time::OffsetDateTime,
+    fresh: bool,
 ) -> anyhow::Result<RootCredentials> {
     let file = data_dir.join(ROOT_CREDENTIALS_FILE);
+    if fresh {
+        return bootstrap_fresh(store, master, ids, account_id, data_dir, now).await;
+    }
     if let Some(record) = account::load_account(store, account_id).await? {
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            return parse_root_credentials(account_id, &text).context("parsing the root credentials file");
+        // The store is authoritative: the root key is there, sealed under the master key every
+        // node shares. The file is this node's copy; it may be missing (another node on a shared
+        // store created the account) or cut short by a crash, and is rewritten then.
+        let from_file = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|text| parse_root_credentials(account_id, &text));
+        let root = match stored_root_credentials(store, master, &record).await {
+            Ok(root) => root,
+            Err(err) => return from_file.ok_or(err),
+        };
+        if from_file.as_ref() != Some(&root) {
+            write_private(&file, &root_credentials_text(&root))?;
         }
-        // Another node on a shared store created the account: its root key is in the store, sealed
-        // under the master key every node shares. Keep a copy as this node's file too.
-        let root = stored_root_credentials(store, master, &record).await?;
-        write_private(
-            &file,
-            &format!(
-                "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n# account {}\n",
-                root.access_key_id, root.secret_access_key, root.account_id
-            ),
-        )?;
         return Ok(root);
     }
-    let from_env = match (
-        std::env::var("CITADEL_ROOT_ACCESS_KEY_ID"),
-        std::env::var("CITADEL_ROOT_SECRET_ACCESS_KEY"),
-    ) {
-        (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, secret)),
-        _ => None,
-    };
+    let from_env = root_from_env();
     let generated = from_env.is_none();
     let root = match account::create_account(store, master, ids, account_id, "default", from_env, now).await {
         Ok(root) => root,
         // Another node sharing the store created it a moment ago.
         Err(account::AccountError::Exists(_)) => {
-            return Box::pin(bootstrap_account(store, master, ids, account_id, data_dir, now)).await;
+            return Box::pin(bootstrap_account(store, master, ids, account_id, data_dir, now, false)).await;
         }
         Err(err) => return Err(err.into()),
     };
-    write_private(
-        &file,
-        &format!(
-            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n# account {}\n",
-            root.access_key_id, root.secret_access_key, root.account_id
-        ),
-    )?;
+    write_private(&file, &root_credentials_text(&root))?;
+    announce_root(&root, &file, generated);
+    Ok(root)
+}
+
+/// The environment's root credentials (`CITADEL_ROOT_ACCESS_KEY_ID`, `CITADEL_ROOT_SECRET_ACCESS_KEY`).
+fn root_from_env() -> Option<(String, String)> {
+    match (
+        std::env::var("CITADEL_ROOT_ACCESS_KEY_ID"),
+        std::env::var("CITADEL_ROOT_SECRET_ACCESS_KEY"),
+    ) {
+        (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, secret)),
+        _ => None,
+    }
+}
+
+fn root_credentials_text(root: &RootCredentials) -> String {
+    format!(
+        "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n# account {}\n",
+        root.access_key_id, root.secret_access_key, root.account_id
+    )
+}
+
+/// The first start on an embedded store this process has just created: no account can exist
+/// (redb locks its file), so the root credentials are chosen first and their file is written and
+/// fsync'd while the store commits the account, instead of after it. The master key is already
+/// durable (`open_fresh`), so the sealed root key never outlives the key it is sealed under.
+/// A crash between the two leaves either a credentials file for an account that was never
+/// committed (the next start creates the account again and rewrites the file) or an account
+/// without its file (the next start rewrites the file from the store).
+async fn bootstrap_fresh(
+    store: &dyn Store,
+    master: &MasterKey,
+    ids: &IdGen,
+    account_id: &str,
+    data_dir: &Path,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<RootCredentials> {
+    let file = data_dir.join(ROOT_CREDENTIALS_FILE);
+    let from_env = root_from_env();
+    let generated = from_env.is_none();
+    let (access_key_id, secret_access_key) = from_env.unwrap_or_else(|| (ids.aws_id("AKIA"), ids.secret_access_key()));
+    let text = root_credentials_text(&RootCredentials {
+        account_id: account_id.to_string(),
+        access_key_id: access_key_id.clone(),
+        secret_access_key: secret_access_key.clone(),
+    });
+    let writer = {
+        let file = file.clone();
+        let dir = data_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            write_private(&file, &text)?;
+            // One directory fsync for the entries a first start creates: the credentials file
+            // and the store file.
+            sync_dir(&dir)
+        })
+    };
+    let created = account::create_account(
+        store,
+        master,
+        ids,
+        account_id,
+        "default",
+        Some((access_key_id, secret_access_key)),
+        now,
+    )
+    .await;
+    let written = writer.await.context("writing the root credentials file")?;
+    let root = match created {
+        Ok(root) => root,
+        Err(account::AccountError::Exists(_)) => {
+            // Not expected on a store this process created, but never leave a file that names
+            // credentials other than the stored ones.
+            let _ = std::fs::remove_file(&file);
+            return Box::pin(bootstrap_account(store, master, ids, account_id, data_dir, now, false)).await;
+        }
+        Err(err) => return Err(err.into()),
+    };
+    written?;
+    announce_root(&root, &file, generated);
+    Ok(root)
+}
+
+fn announce_root(root: &RootCredentials, file: &Path, generated: bool) {
     if generated {
         println!(
             "Created account {} with root credentials (shown once; also in {}):\n  AWS_ACCESS_KEY_ID={}\n  AWS_SECRET_ACCESS_KEY={}",
@@ -521,7 +610,32 @@ async fn bootstrap_account(
             root.account_id
         );
     }
-    Ok(root)
+}
+
+/// Makes the entries of `dir` durable.
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
+}
+
+/// The embedded store's file in the data directory.
+const STORE_FILE: &str = "citadel.redb";
+
+/// Loads (creating) the master key and creates the embedded store at the same time: on a first
+/// start both are new files whose creation waits on fsyncs, and neither depends on the other.
+/// Nothing is sealed or committed until both are durable.
+fn open_fresh(args: &ServeArgs, store_file: &Path) -> anyhow::Result<(Arc<MasterKey>, Arc<dyn Store>)> {
+    let (master, store) = std::thread::scope(|scope| {
+        let master = scope.spawn(|| args.load_master_key().context("loading the master key"));
+        let store = RedbStore::open(store_file).context("opening the store");
+        let master = master
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("loading the master key panicked")));
+        (master, store)
+    });
+    let store: Arc<dyn Store> = Arc::new(store?);
+    Ok((Arc::new(master?), store))
 }
 
 /// The default account's root credentials as the store holds them.
@@ -553,7 +667,7 @@ async fn stored_root_credentials(
 async fn open_store(spec: &str, data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     if spec == "embedded" {
         return Ok(Arc::new(
-            RedbStore::open(&data_dir.join("citadel.redb")).context("opening the store")?,
+            RedbStore::open(&data_dir.join(STORE_FILE)).context("opening the store")?,
         ));
     }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
@@ -623,7 +737,9 @@ const META: &str = "citadel_meta";
 /// Refuses to start with a master key other than the one the store's secrets are sealed under:
 /// a second node with its own fresh key would otherwise fail every signature it checks, and
 /// could seal new secrets no other node can read.
-async fn check_master_key(store: &dyn Store, master: &MasterKey) -> anyhow::Result<()> {
+///
+/// On a store without the row, returns the batch that writes it, for the caller to queue.
+async fn check_master_key(store: &dyn Store, master: &MasterKey) -> anyhow::Result<Option<citadel_store::WriteBatch>> {
     const PROOF: &[u8] = b"citadel master key check v1";
     match store.get(META, MASTER_KEY_CHECK).await? {
         Some(sealed) => {
@@ -634,17 +750,17 @@ async fn check_master_key(store: &dyn Store, master: &MasterKey) -> anyhow::Resu
                 )
             })?;
             anyhow::ensure!(opened.as_slice() == PROOF, "the master key check row is damaged");
-            Ok(())
+            Ok(None)
         }
         None => {
-            // Queued rather than committed: it rides along with the next durable commit instead of
-            // costing its own fsync at start-up, and a row lost to a crash is simply written again
-            // on the next start. If another node's row lands first, the precondition drops ours.
+            // Queued rather than committed: nothing waits for it, and a row lost to a crash is
+            // simply written again on the next start. The caller queues it after the start-up
+            // commits, so they never wait behind its fsync. If another node's row lands first,
+            // the precondition drops ours.
             let mut batch = citadel_store::WriteBatch::new();
             batch.expect(META, MASTER_KEY_CHECK, None);
             batch.put(META, MASTER_KEY_CHECK, &master.seal(PROOF, MASTER_KEY_CHECK));
-            store.submit(batch);
-            Ok(())
+            Ok(Some(batch))
         }
     }
 }
