@@ -1,44 +1,44 @@
 #!/usr/bin/env bash
-# IAM throughput (shared harness scenarios iam-user and iam-getuser) and a ListUsers page over
-# 10,000 users, for Citadel and moto_server in one session.
+# IAM throughput (issue 4): CreateUser (a new name every request), GetUser and ListUsers, and a
+# ListUsers page over 10,000 users, for Citadel and moto_server in one run, back to back, through the
+# shared load harness (../shared/bench: requests pre-signed, wrk replays). Scenarios: scripts/bench_iam.py.
+# Writes raw results under bench-results/iam-<date>/ and the side-by-side table to summary.md.
+# Needs: a release build of citadel (cargo build --release -p citadel), wrk, boto3, moto[server].
 set -euo pipefail
 cd "$(dirname "$0")/.."
-HARNESS=${HARNESS:-../shared/bench}
+export HARNESS=${HARNESS:-$(cd ../shared/bench && pwd)}
 CITADEL=${CITADEL:-${CARGO_TARGET_DIR:-target}/release/citadel}
 DURATION=${DURATION:-8}
+CONC=${CONC:-"1 16"}
 OUT=bench-results/iam-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 export AWS_DEFAULT_REGION=us-east-1
 wait_port() { for _ in $(seq 1 300); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-list_page() { # endpoint
-  python3 - "$1" <<'PY'
-import sys, time, concurrent.futures, boto3, statistics
-iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1")
-def make(i):
-    iam.create_user(UserName=f"list-{i:05d}")
-with concurrent.futures.ThreadPoolExecutor(16) as pool:
-    list(pool.map(make, range(10000)))
-times = []
-for _ in range(20):
-    t = time.perf_counter(); page = iam.list_users(MaxItems=100); times.append((time.perf_counter() - t) * 1000)
-    assert len(page["Users"]) == 100 and page["IsTruncated"]
-print(f"ListUsers page of 100 over 10,000+ users: median {statistics.median(times):.1f} ms, max {max(times):.1f} ms")
-PY
+run() { # label port pid
+  python3 scripts/bench_iam.py run "http://127.0.0.1:$2" --label "$1" --duration "$DURATION" --warmup 1 \
+    --conc $CONC --server-pid "$3" --out "$OUT/$1" 2>&1 | tee "$OUT/$1.txt"
 }
+{ echo "start $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) nproc $(nproc)"
+  echo "citadel $("$CITADEL" --version 2>/dev/null || echo '?') ($CITADEL)"
+  echo "moto $(python3 -c 'import moto; print(moto.__version__)')"; } | tee "$OUT/env.txt"
+
+# Citadel: every request SigV4-verified, authorized and audited; writes fsync'd with their event.
 DATA=$(mktemp -d)
 export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
 CITADEL_ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID CITADEL_ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
   "$CITADEL" serve --listen 127.0.0.1:4630 --data-dir "$DATA" > "$OUT/citadel.log" 2>&1 &
 CPID=$!; wait_port 4630
-python3 "$HARNESS/run_bench.py" http://127.0.0.1:4630 --label citadel --duration "$DURATION" --warmup 1 --conc 1 16 \
-  --scenarios iam-user iam-getuser --server-pid $CPID --out "$OUT/citadel" | tee "$OUT/citadel.txt"
-list_page http://127.0.0.1:4630 | tee -a "$OUT/citadel.txt"
+run citadel 4630 $CPID
 kill $CPID; wait $CPID || true; rm -rf "$DATA"
+echo "between $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/env.txt"
+
+# moto_server (pip install 'moto[server]'): no signature check, no authorization, no audit, in memory.
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 moto_server -p 4631 > "$OUT/moto.log" 2>&1 &
 MPID=$!; wait_port 4631
-python3 "$HARNESS/run_bench.py" http://127.0.0.1:4631 --label moto --duration "$DURATION" --warmup 1 --conc 1 16 \
-  --scenarios iam-user iam-getuser --server-pid $MPID --out "$OUT/moto" | tee "$OUT/moto.txt"
-list_page http://127.0.0.1:4631 | tee -a "$OUT/moto.txt"
+run moto 4631 $MPID
 kill $MPID; wait $MPID || true
+echo "end $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/env.txt"
+
+python3 scripts/bench_iam.py report "$OUT/citadel" "$OUT/moto" | tee "$OUT/summary.md"
 echo "results in $OUT"
