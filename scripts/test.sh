@@ -17,4 +17,6 @@ fi
 
 cargo build -p citadel
 cargo test --workspace --no-fail-fast
+# Memory-bound checks measure the whole test process, so they run alone, one process each.
+cargo test -p citadel --test it -- --ignored --exact blobs_s3::large_put_streams_in_bounded_memory
 python3 -m pytest -q tests/python
