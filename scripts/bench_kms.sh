@@ -103,7 +103,7 @@ with open(os.path.join(a.out, f"{a.label}.jsonl"), "a") as f:
         f.write(json.dumps(row) + "\n")
 PY
 
-wait_port() { for _ in $(seq 1 300); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+. scripts/bench_lib.sh
 
 drive() { # label port pid
   HARNESS="$HARNESS" python3 "$DRIVER" "http://127.0.0.1:$2" --label "$1" --pid "$3" --duration "$DURATION" \
@@ -118,42 +118,12 @@ fi
 
 for target in $TARGETS; do
   case $target in
-    citadel)
-      # Every request SigV4-verified, authorized and audited, embedded durable store.
-      DATA=$(mktemp -d)
-      export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
-      CITADEL_ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID CITADEL_ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-        "$CITADEL" serve --listen 127.0.0.1:4610 --data-dir "$DATA" > "$OUT/citadel.log" 2>&1 &
-      CPID=$!; wait_port 4610
-      drive citadel 4610 $CPID
-      kill $CPID; wait $CPID || true; rm -rf "$DATA"
-      ;;
-    moto)
-      export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-      moto_server -p 4611 > "$OUT/moto.log" 2>&1 &
-      MPID=$!; wait_port 4611
-      drive moto 4611 $MPID
-      kill $MPID; wait $MPID || true
-      ;;
-    fakecloud)
-      # SigV4 verification on; the reserved test/test identity bypasses it, so sign as an IAM user.
-      "$FAKECLOUD" --addr 127.0.0.1:4612 --verify-sigv4 --log-level error > "$OUT/fakecloud.log" 2>&1 &
-      FPID=$!; wait_port 4612
-      read -r AK SK < <(python3 - <<'PY'
-import boto3
-iam = boto3.client("iam", endpoint_url="http://127.0.0.1:4612", region_name="us-east-1",
-                   aws_access_key_id="test", aws_secret_access_key="test")
-iam.create_user(UserName="bench")
-iam.attach_user_policy(UserName="bench", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
-k = iam.create_access_key(UserName="bench")["AccessKey"]
-print(k["AccessKeyId"], k["SecretAccessKey"])
-PY
-)
-      export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK
-      drive fakecloud 4612 $FPID
-      kill $FPID; wait $FPID || true
-      ;;
+    # Citadel: every request SigV4-verified, authorized and audited, embedded durable store.
+    citadel) start_citadel 4610; drive citadel 4610 "$SERVER_PID" ;;
+    moto) start_moto 4611; drive moto 4611 "$SERVER_PID" ;;
+    fakecloud) start_fakecloud 4612; drive fakecloud 4612 "$SERVER_PID" ;;
     *) echo "unknown target $target" >&2; exit 2 ;;
   esac
+  stop_server
 done
 echo "results in $OUT"

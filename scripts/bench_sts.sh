@@ -13,7 +13,7 @@ CONC=${CONC:-"1 16"}
 OUT=bench-results/sts-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 export AWS_DEFAULT_REGION=us-east-1
-wait_port() { for _ in $(seq 1 300); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+. scripts/bench_lib.sh
 run() { # label port pid
   python3 scripts/bench_sts.py run "http://127.0.0.1:$2" --label "$1" --duration "$DURATION" --warmup 1 \
     --conc $CONC --server-pid "$3" --out "$OUT/$1" | tee "$OUT/$1.txt"
@@ -23,21 +23,15 @@ run() { # label port pid
   echo "moto $(python3 -c 'import moto; print(moto.__version__)')"; } | tee "$OUT/env.txt"
 
 # Citadel: every request SigV4-verified, authorized and audited, embedded durable store.
-DATA=$(mktemp -d)
-export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
-CITADEL_ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID CITADEL_ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-  "$CITADEL" serve --listen 127.0.0.1:4640 --data-dir "$DATA" > "$OUT/citadel.log" 2>&1 &
-CPID=$!; wait_port 4640
-run citadel 4640 $CPID
-kill $CPID; wait $CPID || true; rm -rf "$DATA"
+start_citadel 4640
+run citadel 4640 "$SERVER_PID"
+stop_server
 echo "between $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/env.txt"
 
 # moto_server (pip install 'moto[server]'): no signature check, no authorization, no audit.
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-moto_server -p 4641 > "$OUT/moto.log" 2>&1 &
-MPID=$!; wait_port 4641
-run moto 4641 $MPID
-kill $MPID; wait $MPID || true
+start_moto 4641
+run moto 4641 "$SERVER_PID"
+stop_server
 echo "end $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/env.txt"
 
 python3 scripts/bench_sts.py report "$OUT/citadel" "$OUT/moto" | tee "$OUT/summary.md"
