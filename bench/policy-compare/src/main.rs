@@ -36,8 +36,13 @@ struct Args {
     moto: bool,
     moto_script: String,
     dump_cedar: Option<String>,
-    /// Only run this many realistic decisions (uncached) and exit, for `valgrind --tool=callgrind`.
+    /// Only run this many realistic decisions and exit, for `valgrind --tool=callgrind`.
     profile: Option<usize>,
+    /// Which path `--profile` runs: `evaluate` (uncached `evaluate(&PolicySet)`, the default),
+    /// `compiled` (`CompiledSet` with the cache off), `cached` (`CompiledSet` with the cache on,
+    /// after one warm-up pass so that every profiled decision is a hit) or `wide` (the cache on over
+    /// the 20,000-request stream, which mostly misses).
+    profile_path: String,
 }
 
 fn args() -> Result<Args, String> {
@@ -48,6 +53,7 @@ fn args() -> Result<Args, String> {
         moto_script: "/work/shared/bench/policy_eval_moto.py".to_owned(),
         dump_cedar: None,
         profile: None,
+        profile_path: "evaluate".to_owned(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,6 +65,7 @@ fn args() -> Result<Args, String> {
             "--moto-script" => out.moto_script = value()?,
             "--dump-cedar" => out.dump_cedar = Some(value()?),
             "--profile" => out.profile = Some(value()?.parse().map_err(|e| format!("--profile: {e}"))?),
+            "--profile-path" => out.profile_path = value()?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -555,10 +562,18 @@ fn real_main() -> Result<(), String> {
     );
     if let Some(count) = args.profile {
         let mut mix = [0usize; 3];
+        let path = args.profile_path.as_str();
+        let (decide, len): (&dyn Fn(usize) -> u8, usize) = match path {
+            "evaluate" => (&real_decide, real_requests.len()),
+            "compiled" => (&uncached_decide, real_requests.len()),
+            "cached" => (&cached_decide, real_requests.len()),
+            "wide" => (&wide_decide, wide_requests.len()),
+            other => return Err(format!("--profile-path: unknown path {other}")),
+        };
         for i in 0..count {
-            mix[usize::from(real_decide(i % real_requests.len()))] += 1;
+            mix[usize::from(decide(i % len))] += 1;
         }
-        println!("profiled {count} realistic decisions: {mix:?}");
+        println!("profiled {count} realistic decisions ({path}): {mix:?}");
         return Ok(());
     }
     let mut realistic_mix = [0usize; 3];

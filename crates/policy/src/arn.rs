@@ -7,6 +7,7 @@
 //! Patterns are split once at compile time; the request ARN is split once per evaluation.
 
 use crate::glob::{Glob, STAR, match_tokens, push_pattern_tokens};
+use crate::keys::bytes_eq;
 use crate::keys::{Interner, Values};
 use crate::template::Template;
 
@@ -71,7 +72,14 @@ pub(crate) enum ArnPattern {
     /// `*`: every resource, including requests without a resource.
     Any,
     /// A six-part ARN pattern.
-    Arn { segments: Box<[Glob; 5]>, resource: Part },
+    Arn {
+        segments: Box<[Glob; 5]>,
+        resource: Part,
+        /// `arn:partition:service:region:account:` when none of those five parts has a wildcard:
+        /// since a part never holds a colon, a request ARN's first five parts equal the pattern's
+        /// exactly when the request starts with this text, so one comparison replaces five globs.
+        literal_head: Option<Box<[u8]>>,
+    },
     /// Not an ARN (fewer than five colons): globbed against the whole request string.
     Whole(Part),
 }
@@ -83,10 +91,23 @@ impl ArnPattern {
             return ArnPattern::Any;
         }
         match split_arn(pattern) {
-            Some([a, b, c, d, e, resource]) => ArnPattern::Arn {
-                segments: Box::new([Glob::new(a), Glob::new(b), Glob::new(c), Glob::new(d), Glob::new(e)]),
-                resource: Part::new(resource, variables),
-            },
+            Some([a, b, c, d, e, resource]) => {
+                let segments = Box::new([Glob::new(a), Glob::new(b), Glob::new(c), Glob::new(d), Glob::new(e)]);
+                let literal_head = segments
+                    .iter()
+                    .all(|glob| matches!(glob, Glob::Exact(_)))
+                    .then(|| {
+                        pattern
+                            .get(..pattern.len() - resource.len())
+                            .map(|head| Box::from(head.as_bytes()))
+                    })
+                    .flatten();
+                ArnPattern::Arn {
+                    segments,
+                    resource: Part::new(resource, variables),
+                    literal_head,
+                }
+            }
             None => ArnPattern::Whole(Part::new(pattern, variables)),
         }
     }
@@ -104,8 +125,19 @@ impl ArnPattern {
             ArnPattern::Arn {
                 segments,
                 resource: part,
+                literal_head,
             } => match split {
                 Some(parts) => {
+                    if let Some(head) = literal_head {
+                        // The request's resource part starts right after its fifth colon, so its
+                        // head is everything before the resource part.
+                        return resource
+                            .len()
+                            .checked_sub(parts[5].len())
+                            .and_then(|head_len| resource.as_bytes().get(..head_len))
+                            .is_some_and(|text| bytes_eq(text, head))
+                            && part.matches(parts[5], ctx, scratch);
+                    }
                     // The service segment and a static resource part reject most mismatches, so test them first.
                     let segments_match = || {
                         segments
@@ -222,6 +254,17 @@ mod tests {
             ),
             ("arn:aws:iam::*:role/x", "arn:aws:iam::123:role/x", true),
             ("arn:aws:s3:::*", "*", false),
+            // Literal heads: every part before the resource must match exactly, and only those parts.
+            ("arn:aws:s3:::b", "arn:aws:s3:::b", true),
+            ("arn:aws:s3:::b", "arn:aws:s3::1:b", false),
+            ("arn:aws:s3:::b:c", "arn:aws:s3:::b:c", true),
+            ("arn:aws:s3:::b*", "arn:aws:s3:::b:c:d", true),
+            ("arn:aws:s3:::b*", "arn:aws:s3::::b", false),
+            ("arn:aws:sqs:us-east-1:123:q", "arn:aws:sqs:us-east-1:123:q", true),
+            ("arn:aws:sqs:us-east-1:123:q", "arn:aws:sqs:us-east-1:1234:q", false),
+            ("arn:aws:sqs:us-east-1:123:q", "arn:aws:sqs:us-east-1:12:3:q", false),
+            ("arn:aws:sqs:us-east-1:123:*", "arn:aws:sqs:us-east-1:123:", true),
+            ("arn:aws:sqs:us-east-1:123:*", "ARN:aws:sqs:us-east-1:123:q", false),
         ];
         let mut scratch = Vec::new();
         for &(pattern, resource, expected) in cases {

@@ -367,6 +367,51 @@ impl Clause {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ`, the form every request's `aws:CurrentTime` takes, without the general
+/// parsers: `None` for anything else (including values this form cannot hold), which then goes
+/// through [`parse_date`]'s general path and gets the same answer.
+fn parse_canonical_date(text: &str) -> Option<i128> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 20
+        || bytes.get(4) != Some(&b'-')
+        || bytes.get(7) != Some(&b'-')
+        || bytes.get(10) != Some(&b'T')
+        || bytes.get(13) != Some(&b':')
+        || bytes.get(16) != Some(&b':')
+        || bytes.get(19) != Some(&b'Z')
+    {
+        return None;
+    }
+    let digit = |at: usize| -> Option<i64> {
+        let byte = *bytes.get(at)?;
+        byte.is_ascii_digit().then(|| i64::from(byte - b'0'))
+    };
+    let pair = |at: usize| Some(digit(at)? * 10 + digit(at + 1)?);
+    let year = pair(0)? * 100 + pair(2)?;
+    let (month, day) = (pair(5)?, pair(8)?);
+    let (hour, minute, second) = (pair(11)?, pair(14)?, pair(17)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+    let shifted_year = if month <= 2 { year - 1 } else { year };
+    let era = shifted_year.div_euclid(400);
+    let year_of_era = shifted_year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second;
+    Some(i128::from(seconds) * 1_000_000_000)
+}
+
 /// A request value parsed for the clause's operator.
 enum Parsed {
     None,
@@ -440,6 +485,9 @@ pub(crate) fn parse_number(text: &str) -> Option<f64> {
 /// into nanoseconds since the epoch.
 pub(crate) fn parse_date(text: &str) -> Option<i128> {
     let text = text.trim();
+    if let Some(nanos) = parse_canonical_date(text) {
+        return Some(nanos);
+    }
     let unsigned = text.strip_prefix('-').unwrap_or(text);
     if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         let seconds = text.parse::<f64>().ok().filter(|s| s.is_finite())?;
@@ -535,6 +583,49 @@ mod tests {
         ];
         for &(text, expected) in cases {
             assert_eq!(parse_date(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn canonical_dates_parse_as_the_general_parser_does() {
+        let general = |text: &str| {
+            OffsetDateTime::parse(text, &Rfc3339)
+                .ok()
+                .map(|dt| dt.unix_timestamp_nanos())
+        };
+        for text in [
+            "2026-05-01T12:00:00Z",
+            "1970-01-01T00:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2023-12-31T23:59:59Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2000-02-29T06:07:08Z",
+            "1900-03-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2100-02-28T12:00:00Z",
+        ] {
+            assert_eq!(parse_canonical_date(text), general(text), "{text}");
+            assert!(parse_canonical_date(text).is_some(), "{text}");
+        }
+        // Not in the fast form, or not a valid time: left to the general path.
+        for text in [
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-00-10T00:00:00Z",
+            "2026-05-32T00:00:00Z",
+            "2026-05-01T24:00:00Z",
+            "2026-05-01T12:60:00Z",
+            "2026-05-01T12:00:60Z",
+            "2026-05-01t12:00:00Z",
+            "2026-05-01T12:00:00z",
+            "2026-05-01T12:00:00+00:00",
+            "2026-5-01T12:00:00Z",
+            "+026-05-01T12:00:00Z",
+        ] {
+            assert_eq!(parse_canonical_date(text), None, "{text}");
         }
     }
 }

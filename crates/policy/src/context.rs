@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use smallvec::SmallVec;
 use time::OffsetDateTime;
 
-use crate::keys::key_hash;
+use crate::keys::{bytes_eq, key_hash};
 use crate::principal::{Principal, PrincipalKind};
 
 /// The values of one context key: one for ordinary keys, several for multi-valued keys.
@@ -70,8 +70,7 @@ impl Context {
             Err(index) => {
                 let mut values = ContextValues::new();
                 values.push(value);
-                self.hashes.insert(index, key_hash(&key_lower));
-                self.entries.insert(index, (key_lower.into_boxed_str(), values));
+                self.insert_entry(index, key_lower.into_boxed_str(), values);
             }
         }
         self
@@ -142,6 +141,21 @@ impl Context {
         self
     }
 
+    /// Inserts a new key at its sorted position `index`.
+    fn insert_entry(&mut self, index: usize, key_lower: Box<str>, values: ContextValues) {
+        self.hashes.insert(index, key_hash(&key_lower));
+        self.entries.insert(index, (key_lower, values));
+    }
+
+    /// Every entry with its [`key_hash`]: a compiled set walks these once to find all the keys it reads.
+    #[inline]
+    pub(crate) fn hashed_entries(&self) -> impl Iterator<Item = (u64, &str, &[Box<str>])> {
+        self.hashes
+            .iter()
+            .zip(&self.entries)
+            .map(|(&hash, (key, values))| (hash, &**key, &values[..]))
+    }
+
     fn set(&mut self, key: &str, values: ContextValues) {
         // Most keys arrive lower-cased already: copy them exactly instead of folding case into a
         // growable string and shrinking it.
@@ -156,10 +170,7 @@ impl Context {
                     entry.1 = values;
                 }
             }
-            Err(index) => {
-                self.hashes.insert(index, key_hash(&key_lower));
-                self.entries.insert(index, (key_lower, values));
-            }
+            Err(index) => self.insert_entry(index, key_lower, values),
         }
     }
 
@@ -188,7 +199,7 @@ impl Context {
         while let Some(offset) = self.hashes.get(from..)?.iter().position(|&h| h == hash) {
             let index = from + offset;
             let (key, values) = self.entries.get(index)?;
-            if **key == *key_lower {
+            if bytes_eq(key.as_bytes(), key_lower.as_bytes()) {
                 return Some(&values[..]);
             }
             from = index + 1;

@@ -169,7 +169,7 @@ pub struct Decision<'p> {
     /// the matching `Allow` statements of the consulted policies for an allow, none for an implicit deny.
     pub matched: SmallVec<[MatchedStatement<'p>; 4]>,
     /// Lower-cased condition keys (and policy-variable keys) read by statements whose action matched, absent from the context.
-    pub missing_context_keys: SmallVec<[&'p str; 2]>,
+    pub missing_context_keys: SmallVec<[&'p str; 4]>,
 }
 
 impl Decision<'_> {
@@ -286,16 +286,23 @@ impl Summary {
 
 struct Acc<'p> {
     matched: SmallVec<[MatchedStatement<'p>; 4]>,
-    missing: SmallVec<[&'p str; 2]>,
+    missing: SmallVec<[&'p str; 4]>,
     scratch: Scratch,
 }
 
-fn scan<'p>(policy: PolicyRef<'p>, policy_type: PolicyType, env: &Env<'_>, acc: &mut Acc<'p>) -> Summary {
+fn scan<'p, 'r>(
+    policy: PolicyRef<'p>,
+    remap: &'r [u16],
+    policy_type: PolicyType,
+    env: &Env<'r>,
+    acc: &mut Acc<'p>,
+) -> Summary {
     let mut summary = Summary::default();
     let statements = &policy.policy.statements;
-    // Each interned key is looked up in the context at most once per policy.
+    // Each interned key is looked up in the context at most once per policy (or never, when a
+    // compiled set looked them all up already).
     let values = &env.values;
-    values.reset();
+    values.reset(remap);
     policy.policy.for_candidates(env.service_lower, |index| {
         let Some(statement) = statements.get(index) else {
             return;
@@ -306,7 +313,7 @@ fn scan<'p>(policy: PolicyRef<'p>, policy_type: PolicyType, env: &Env<'_>, acc: 
         // Every key a statement with a matching action reads counts for missing-context reporting,
         // including variables in its resource patterns, even when the resource or principal then fails.
         let record_missing_conditions = |acc: &mut Acc<'p>| {
-            for key in statement.conditions.iter().flat_map(|c| c.interned_keys()) {
+            for key in statement.condition_keys.iter() {
                 if values.get(key).is_none() && !acc.missing.contains(&&*key.lower) {
                     acc.missing.push(&key.lower);
                 }
@@ -377,10 +384,17 @@ fn scan<'p>(policy: PolicyRef<'p>, policy_type: PolicyType, env: &Env<'_>, acc: 
     summary
 }
 
-fn scan_all<'p>(policies: &[PolicyRef<'p>], policy_type: PolicyType, env: &Env<'_>, acc: &mut Acc<'p>) -> Summary {
+fn scan_all<'p, 'r>(
+    policies: &[PolicyRef<'p>],
+    remaps: &'r [Box<[u16]>],
+    policy_type: PolicyType,
+    env: &Env<'r>,
+    acc: &mut Acc<'p>,
+) -> Summary {
     let mut total = Summary::default();
-    for policy in policies {
-        let summary = scan(*policy, policy_type, env, acc);
+    for (index, policy) in policies.iter().enumerate() {
+        let remap = remaps.get(index).map_or(&[][..], |r| &r[..]);
+        let summary = scan(*policy, remap, policy_type, env, acc);
         total.deny |= summary.deny;
         total.allow = total.allow.max(summary.allow);
     }
@@ -401,6 +415,7 @@ pub fn evaluate<'p>(req: &Request<'_>, policies: &PolicySet<'p>) -> Decision<'p>
             session_policies: policies.session_policies.as_deref(),
             scp_levels: &policies.scp_levels,
             root_implicit_allow: policies.root_implicit_allow,
+            resolved: None,
         },
     )
 }
@@ -413,7 +428,14 @@ pub(crate) struct Parts<'s, 'p> {
     pub(crate) session_policies: Option<&'s [PolicyRef<'p>]>,
     pub(crate) scp_levels: &'s [Vec<PolicyRef<'p>>],
     pub(crate) root_implicit_allow: bool,
+    /// From a compiled set: the request's values for every key the set reads, and for each policy
+    /// (identity policies, then the boundary, then session policies, as the set numbers its slots)
+    /// the map from its key ids to indexes into those values.
+    pub(crate) resolved: Option<Preresolved<'s>>,
 }
+
+/// The request's values for each key a compiled set reads, and each policy's map into them.
+pub(crate) type Preresolved<'s> = (&'s [Option<&'s [Box<str>]>], &'s [Box<[u16]>]);
 
 /// [`evaluate`] over [`Parts`].
 pub(crate) fn evaluate_parts<'p>(req: &Request<'_>, policies: &Parts<'_, 'p>) -> Decision<'p> {
@@ -446,7 +468,10 @@ pub(crate) fn evaluate_parts<'p>(req: &Request<'_>, policies: &Parts<'_, 'p>) ->
         service_lower,
         resource,
         resource_parts: split_arn(resource),
-        values: Values::new(req.context),
+        values: match policies.resolved {
+            Some((resolved, _)) => Values::preresolved(req.context, resolved),
+            None => Values::new(req.context),
+        },
         principal: &req.principal,
     };
     let mut acc = Acc {
@@ -455,20 +480,31 @@ pub(crate) fn evaluate_parts<'p>(req: &Request<'_>, policies: &Parts<'_, 'p>) ->
         scratch: Scratch::default(),
     };
 
-    let identity = scan_all(policies.identity, PolicyType::IdentityBased, &env, &mut acc);
+    let remaps: &[Box<[u16]>] = policies.resolved.map_or(&[], |(_, remaps)| remaps);
+    let n_identity = policies.identity.len();
+    let n_boundary = usize::from(policies.permissions_boundary.is_some());
+    let identity = scan_all(
+        policies.identity,
+        remaps.get(..n_identity).unwrap_or_default(),
+        PolicyType::IdentityBased,
+        &env,
+        &mut acc,
+    );
     let resource_summary = policies
         .resource
-        .map(|r| (r.kind, scan(r.policy, PolicyType::ResourceBased, &env, &mut acc)));
-    let boundary = policies
-        .permissions_boundary
-        .map(|b| scan(b, PolicyType::PermissionsBoundary, &env, &mut acc));
-    let session = policies
-        .session_policies
-        .map(|list| scan_all(list, PolicyType::SessionPolicy, &env, &mut acc));
+        .map(|r| (r.kind, scan(r.policy, &[], PolicyType::ResourceBased, &env, &mut acc)));
+    let boundary = policies.permissions_boundary.map(|b| {
+        let remap = remaps.get(n_identity).map_or(&[][..], |r| &r[..]);
+        scan(b, remap, PolicyType::PermissionsBoundary, &env, &mut acc)
+    });
+    let session = policies.session_policies.map(|list| {
+        let remaps = remaps.get(n_identity + n_boundary..).unwrap_or_default();
+        scan_all(list, remaps, PolicyType::SessionPolicy, &env, &mut acc)
+    });
     let mut scp_deny = false;
     let mut scp_allows_every_level = true;
     for level in policies.scp_levels {
-        let summary = scan_all(level, PolicyType::ServiceControlPolicy, &env, &mut acc);
+        let summary = scan_all(level, &[], PolicyType::ServiceControlPolicy, &env, &mut acc);
         scp_deny |= summary.deny;
         scp_allows_every_level &= summary.allows();
     }

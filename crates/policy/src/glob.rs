@@ -6,6 +6,8 @@
 //! Most patterns in real policies are exact strings, prefixes (`s3:Get*`) or suffixes, so [`Glob`]
 //! keeps those as fast paths and uses the general backtracking matcher only for the rest.
 
+use crate::keys::bytes_eq;
+
 /// The token for `*`: any run of characters, including none.
 pub(crate) const STAR: u16 = 256;
 /// The token for `?`: exactly one character.
@@ -148,19 +150,40 @@ impl Glob {
         Glob::Tokens(tokens.into_boxed_slice())
     }
 
-    /// Whether `text` matches.
+    /// Whether `text` matches. The shapes almost every pattern takes are tested inline; the
+    /// general ones go through [`Glob::matches_general`].
+    #[inline]
     pub(crate) fn matches(&self, text: &[u8]) -> bool {
         match self {
             Glob::Any => true,
-            Glob::Exact(lit) => **lit == *text,
-            Glob::Prefix(lit) => text.starts_with(lit),
-            Glob::Suffix(lit) => text.ends_with(lit),
+            Glob::Exact(lit) => bytes_eq(lit, text),
+            Glob::Prefix(lit) => text.get(..lit.len()).is_some_and(|head| bytes_eq(head, lit)),
+            _ => self.matches_general(text),
+        }
+    }
+
+    #[inline(never)]
+    fn matches_general(&self, text: &[u8]) -> bool {
+        match self {
+            Glob::Any => true,
+            Glob::Exact(lit) => bytes_eq(lit, text),
+            Glob::Prefix(lit) => text.get(..lit.len()).is_some_and(|head| bytes_eq(head, lit)),
+            Glob::Suffix(lit) => text
+                .len()
+                .checked_sub(lit.len())
+                .and_then(|start| text.get(start..))
+                .is_some_and(|tail| bytes_eq(tail, lit)),
             Glob::Segments {
                 prefix,
                 middles,
                 suffix,
             } => {
-                if text.len() < prefix.len() + suffix.len() || !text.starts_with(prefix) || !text.ends_with(suffix) {
+                if text.len() < prefix.len() + suffix.len()
+                    || !text.get(..prefix.len()).is_some_and(|head| bytes_eq(head, prefix))
+                    || !text
+                        .get(text.len() - suffix.len()..)
+                        .is_some_and(|tail| bytes_eq(tail, suffix))
+                {
                     return false;
                 }
                 let mut rest = text.get(prefix.len()..text.len() - suffix.len()).unwrap_or_default();
@@ -188,7 +211,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     while start <= last_start {
         let offset = haystack.get(start..=last_start)?.iter().position(|&b| b == first)?;
         let at = start + offset;
-        if haystack.get(at + 1..at + needle.len()) == Some(rest) {
+        if haystack
+            .get(at + 1..at + needle.len())
+            .is_some_and(|candidate| bytes_eq(candidate, rest))
+        {
             return Some(at);
         }
         start = at + 1;

@@ -108,6 +108,10 @@ const SLOTS: usize = 32;
 /// evaluation: moving to the next policy only clears the mask.
 pub(crate) struct Values<'a> {
     ctx: &'a Context,
+    /// With a compiled set: the request's values for each key the whole set reads, looked up
+    /// once per request, and the current policy's map from its ids to indexes into them.
+    resolved: Option<&'a [Option<&'a [Box<str>]>]>,
+    remap: Cell<&'a [u16]>,
     filled: Cell<u32>,
     slots: [Cell<Option<&'a [Box<str>]>>; SLOTS],
 }
@@ -117,20 +121,39 @@ impl<'a> Values<'a> {
     pub(crate) fn new(ctx: &'a Context) -> Values<'a> {
         Values {
             ctx,
+            resolved: None,
+            remap: Cell::new(&[]),
             filled: Cell::new(0),
             slots: [const { Cell::new(None) }; SLOTS],
         }
     }
 
-    /// Forgets every memoized lookup, for the next policy (ids are local to a policy).
+    /// A view of `ctx` whose keys were all looked up already: `resolved` holds their values, and
+    /// [`Values::reset`] gives each policy's map from its ids to indexes into `resolved`.
+    pub(crate) fn preresolved(ctx: &'a Context, resolved: &'a [Option<&'a [Box<str>]>]) -> Values<'a> {
+        Values {
+            resolved: Some(resolved),
+            ..Values::new(ctx)
+        }
+    }
+
+    /// Forgets every memoized lookup, for the next policy (ids are local to a policy); `remap` is
+    /// that policy's map from ids to indexes into the pre-resolved values (empty when there are none).
     #[inline]
-    pub(crate) fn reset(&self) {
+    pub(crate) fn reset(&self, remap: &'a [u16]) {
         self.filled.set(0);
+        self.remap.set(remap);
     }
 
     /// The values of `key`.
     #[inline]
     pub(crate) fn get(&self, key: &Key) -> Option<&'a [Box<str>]> {
+        if let Some(resolved) = self.resolved
+            && let Some(&global) = self.remap.get().get(usize::from(key.id))
+            && let Some(&values) = resolved.get(usize::from(global))
+        {
+            return values;
+        }
         let index = usize::from(key.id);
         match self.slots.get(index) {
             Some(slot) => {
@@ -144,6 +167,79 @@ impl<'a> Values<'a> {
                 values
             }
             None => self.ctx.get_hashed(key.hash, &key.lower),
+        }
+    }
+}
+
+/// A little-endian word of the 8 bytes at `at` (0 when out of range; callers stay in range).
+#[inline]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    if let Some(slice) = bytes.get(at..at + 8) {
+        word.copy_from_slice(slice);
+    }
+    u64::from_le_bytes(word)
+}
+
+/// A little-endian word of the 4 bytes at `at` (0 when out of range; callers stay in range).
+#[inline]
+fn half_at(bytes: &[u8], at: usize) -> u32 {
+    let mut half = [0u8; 4];
+    if let Some(slice) = bytes.get(at..at + 4) {
+        half.copy_from_slice(slice);
+    }
+    u32::from_le_bytes(half)
+}
+
+/// Byte-string equality for the short strings policies compare (keys, ARN parts, action names):
+/// whole-word loads inline, where `==` on slices calls `memcmp`, whose set-up costs more than the
+/// comparison itself at these lengths.
+#[inline]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    if len >= 8 {
+        if len > 32 {
+            return a == b;
+        }
+        let mut at = 0;
+        while at + 8 < len {
+            if word_at(a, at) != word_at(b, at) {
+                return false;
+            }
+            at += 8;
+        }
+        // The last word overlaps the previous one when the length is not a multiple of 8.
+        return word_at(a, len - 8) == word_at(b, len - 8);
+    }
+    if len >= 4 {
+        return half_at(a, 0) == half_at(b, 0) && half_at(a, len - 4) == half_at(b, len - 4);
+    }
+    // 0 to 3 bytes: the first, middle and last cover every position.
+    a.first() == b.first() && a.get(len / 2) == b.get(len / 2) && a.last() == b.last()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_eq_agrees_with_slice_equality() {
+        let texts: Vec<Vec<u8>> = (0..40usize)
+            .map(|len| (0..len).map(|i| b'a' + (i % 26) as u8).collect())
+            .collect();
+        for a in &texts {
+            for b in &texts {
+                assert_eq!(bytes_eq(a, b), a == b);
+            }
+            // Every single-byte difference is seen.
+            for at in 0..a.len() {
+                let mut changed = a.clone();
+                changed[at] ^= 1;
+                assert!(!bytes_eq(a, &changed), "{} at {at}", a.len());
+            }
         }
     }
 }

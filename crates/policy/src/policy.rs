@@ -11,7 +11,7 @@ use crate::arn::ArnPattern;
 use crate::condition::{Clause, Operator};
 use crate::error::PolicyError;
 use crate::glob::Glob;
-use crate::keys::Interner;
+use crate::keys::{Interner, Key};
 use crate::principal::PrincipalBlock;
 
 /// Which rules a document is validated against.
@@ -79,6 +79,10 @@ pub struct Statement {
     pub(crate) actions: ActionBlock,
     pub(crate) resources: Option<ResourceBlock>,
     pub(crate) conditions: Vec<Clause>,
+    /// Every key the conditions read (clause keys and variables in their values), interned, each
+    /// once, in the order evaluation meets them: what missing-key reporting walks for a statement
+    /// whose action matched but whose resource or principal did not.
+    pub(crate) condition_keys: Box<[Key]>,
 }
 
 impl Statement {
@@ -203,6 +207,13 @@ impl Policy {
             for clause in &mut statement.conditions {
                 clause.intern(&mut interner);
             }
+            let mut condition_keys: Vec<Key> = Vec::new();
+            for key in statement.conditions.iter().flat_map(|c| c.interned_keys()) {
+                if !condition_keys.iter().any(|k| k.lower == key.lower) {
+                    condition_keys.push(key.clone());
+                }
+            }
+            statement.condition_keys = condition_keys.into_boxed_slice();
         }
         Ok(Policy {
             text: text.into(),
@@ -256,13 +267,13 @@ impl Policy {
     /// (its service prefix is `service_lower`), in document order.
     #[inline]
     pub(crate) fn for_candidates(&self, service_lower: &str, mut f: impl FnMut(usize)) {
-        let indexed: &[u32] = match self
+        // A policy names a handful of services: a linear scan with inline comparisons beats a
+        // binary search whose every step calls `memcmp`.
+        let indexed: &[u32] = self
             .by_service
-            .binary_search_by(|(prefix, _)| (**prefix).cmp(service_lower))
-        {
-            Ok(position) => self.by_service.get(position).map_or(&[], |(_, list)| &list[..]),
-            Err(_) => &[],
-        };
+            .iter()
+            .find(|(prefix, _)| crate::keys::bytes_eq(prefix.as_bytes(), service_lower.as_bytes()))
+            .map_or(&[], |(_, list)| &list[..]);
         // Merge the two sorted lists so statements are visited in document order.
         let (mut i, mut j) = (0, 0);
         loop {
@@ -455,6 +466,7 @@ fn parse_statement(raw: &Map<String, Value>, kind: PolicyKind, variables: bool) 
         actions,
         resources,
         conditions,
+        condition_keys: Box::default(),
     })
 }
 
