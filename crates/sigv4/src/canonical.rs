@@ -126,11 +126,21 @@ pub(crate) struct CanonicalInput<'a> {
 
 /// Builds the canonical request; the flag is false when a signed header is missing from the request.
 pub(crate) fn canonical_request(input: &CanonicalInput<'_>) -> (Vec<u8>, bool) {
+    // Every header's name and value, an upper bound on the signed ones, so that a long signed value
+    // (a session token is several hundred bytes) does not make the buffer grow and copy itself.
+    // Walking the map is a linear scan, cheaper than one more allocation.
+    let header_bytes: usize = input
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 2)
+        .sum();
     let mut out = Vec::with_capacity(
         input.method.len()
             + input.raw_path.len() * 2
             + input.raw_query.len() * 2
-            + 256
+            + header_bytes
+            + input.payload_hash.len()
+            + 8
             + input.signed_headers.len() * 2,
     );
     out.extend_from_slice(input.method.as_bytes());

@@ -158,9 +158,9 @@ const MAX_REMEMBERED_SESSIONS: usize = 100_000;
 /// Opened session tokens kept per node (about 1 KiB each); the cache starts over when full.
 const MAX_OPENED_SESSIONS: usize = 10_000;
 
-/// A session token opened once on this node.
+/// A session token opened once on this node, filed under the access key id it was opened for.
 struct OpenedSession {
-    access_key_id: String,
+    token: Box<str>,
     expires: i64,
     credential: ResolvedCredential,
 }
@@ -175,11 +175,15 @@ pub struct Sts {
     /// Transitive tag keys of sessions authenticated on this node, by access key id: core's
     /// `SessionInfo` has no field for them, and a chained AssumeRole must pass them on.
     transitive: Mutex<HashMap<String, Vec<String>>>,
-    /// Session tokens already opened, by token, with the access key id they were opened for:
-    /// opening one costs base64, AES-GCM, decompression and JSON parsing on every request otherwise.
-    /// An identical token string is the identical sealed claims, so a hit (for the same access key
-    /// id) is as authentic as the first opening; expiry is checked on every use. Looked up by `&str`,
-    /// so a hit allocates nothing.
+    /// Session tokens already opened, by the access key id they were opened for: opening one costs
+    /// base64, AES-GCM, decompression and JSON parsing on every request otherwise. A hit needs the
+    /// presented token to equal the stored one byte for byte: an identical token string is the
+    /// identical sealed claims, bound to that key id by the seal's associated data, so a hit is as
+    /// authentic as the first opening; expiry is checked on every use. Filing by the 20-character key
+    /// id rather than by the token (several hundred bytes) keeps the lookup's hashing short; the one
+    /// comparison of the token is constant-time, since key ids are not secret and a byte-by-byte
+    /// comparison would time how much of a guessed token matches. Looked up by `&str`, so a hit
+    /// allocates nothing.
     opened: Mutex<HashMap<String, OpenedSession>>,
     web: webid::WebIdentityVerifier,
 }
@@ -236,8 +240,8 @@ impl SessionResolver for Sts {
         now: OffsetDateTime,
     ) -> Result<ResolvedCredential, CredentialError> {
         if let Ok(opened) = self.opened.lock()
-            && let Some(hit) = opened.get(session_token)
-            && hit.access_key_id == access_key_id
+            && let Some(hit) = opened.get(access_key_id)
+            && aws_lc_rs::constant_time::verify_slices_are_equal(hit.token.as_bytes(), session_token.as_bytes()).is_ok()
         {
             if now.unix_timestamp() >= hit.expires {
                 return Err(CredentialError::ExpiredToken);
@@ -264,10 +268,12 @@ impl SessionResolver for Sts {
             if opened.len() >= MAX_OPENED_SESSIONS {
                 opened.clear();
             }
+            // Only a token that opened for this key id gets here, so it replaces nothing authentic:
+            // each temporary key id has exactly one token.
             opened.insert(
-                session_token.to_string(),
+                access_key_id.to_string(),
                 OpenedSession {
-                    access_key_id: access_key_id.to_string(),
+                    token: session_token.into(),
                     expires: claims.expires,
                     credential: credential.clone(),
                 },

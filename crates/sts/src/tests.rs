@@ -352,6 +352,19 @@ async fn assume_role_issues_role_sessions_that_authenticate() {
         env.session(&forged, NOW + 20).await.is_err(),
         "a changed token is opened, not matched"
     );
+    // The cache files tokens by access key id: the cached token presented with another temporary
+    // key id is opened for that id, and its seal refuses it.
+    let mut other_key = out.clone();
+    other_key["Credentials"]["AccessKeyId"] = json!("ASIAOTHERKEYEXAMPLE1");
+    assert_eq!(
+        env.session(&other_key, NOW + 20).await.unwrap_err(),
+        CredentialError::InvalidToken
+    );
+    assert_eq!(
+        env.session(&out, NOW + 30).await.unwrap(),
+        session,
+        "the cached entry is untouched"
+    );
     assert_eq!(
         env.session(&out, NOW + 7200).await.unwrap_err(),
         CredentialError::ExpiredToken
