@@ -44,7 +44,7 @@
 //! Whatever reaches [`record`] is then passed through [`redact`], which masks any member still named
 //! like a secret, so no path (S3's hand-built parameters included) can leak one.
 
-use crate::clock::iso8601;
+use crate::clock::{Iso8601, iso8601};
 use crate::context::RequestContext;
 use crate::principal::{Principal, PrincipalKind};
 use crate::service::{AuditResource, Check};
@@ -388,64 +388,16 @@ pub struct EventFacts<'a> {
     pub recipient_account_id: &'a str,
 }
 
-/// Builds the CloudTrail record for an event.
+/// The CloudTrail record for an event, as a JSON value: [`record_bytes`] parsed back, for callers
+/// that inspect or edit a record (tests, benchmarks). The pipeline stores the bytes directly.
 pub fn record(facts: EventFacts<'_>) -> Value {
-    let ctx = facts.ctx;
-    let mut request = facts.request;
-    if let Some(r) = request.as_mut() {
-        redact(r);
-    }
-    let mut response = facts.response;
-    if let Some(r) = response.as_mut() {
-        redact(r);
-    }
-    let mut record = Map::new();
-    record.insert("eventVersion".into(), json!("1.09"));
-    record.insert("userIdentity".into(), user_identity(&ctx.principal));
-    record.insert("eventTime".into(), json!(iso8601(ctx.time)));
-    record.insert("eventSource".into(), json!(facts.event_source));
-    record.insert("eventName".into(), json!(ctx.operation));
-    record.insert("awsRegion".into(), json!(ctx.region));
-    record.insert("sourceIPAddress".into(), json!(ctx.source_ip.to_string()));
-    let agent: String = ctx.user_agent.chars().take(1024).collect();
-    record.insert("userAgent".into(), json!(agent));
-    if let Some((code, message)) = facts.error {
-        record.insert("errorCode".into(), json!(code));
-        record.insert("errorMessage".into(), json!(message));
-    }
-    record.insert("requestParameters".into(), request.unwrap_or(Value::Null));
-    record.insert("responseElements".into(), response.unwrap_or(Value::Null));
-    record.insert("requestID".into(), json!(ctx.request_id));
-    record.insert("eventID".into(), json!(facts.event_id));
-    record.insert("readOnly".into(), json!(facts.read_only));
-    if !facts.resources.is_empty() {
-        let resources: Vec<Value> = facts
-            .resources
-            .iter()
-            .map(|r| json!({"ARN": r.arn, "accountId": r.account_id, "type": r.resource_type}))
-            .collect();
-        record.insert("resources".into(), Value::Array(resources));
-    }
-    record.insert("eventType".into(), json!("AwsApiCall"));
-    record.insert("managementEvent".into(), json!(facts.management));
-    record.insert("recipientAccountId".into(), json!(facts.recipient_account_id));
-    record.insert(
-        "eventCategory".into(),
-        json!(if facts.management { "Management" } else { "Data" }),
-    );
-    if ctx.secure_transport {
-        record.insert(
-            "tlsDetails".into(),
-            json!({"tlsVersion": "TLSv1.3", "clientProvidedHostHeader": ""}),
-        );
-    }
-    Value::Object(record)
+    serde_json::from_slice(&record_bytes(facts)).unwrap_or(Value::Null)
 }
 
-/// The record of [`record`] serialized as JSON, byte for byte what `serde_json::to_vec(&record(facts))`
-/// gives, written straight into the buffer instead of through a `serde_json::Value` tree: the
-/// pipeline stores one of these for every call, and building the tree (a map per object, a string
-/// per key) was most of its cost.
+/// The CloudTrail record for an event, serialized as JSON straight into the buffer instead of through
+/// a `serde_json::Value` tree: the pipeline stores one of these for every call, and building the tree
+/// (a map per object, a string per key) was most of its cost. The tests check it byte for byte
+/// against a tree-built reference.
 pub fn record_bytes(facts: EventFacts<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
     let written = write_record(&mut serde_json::Serializer::new(&mut out), facts);
@@ -470,7 +422,7 @@ fn write_record<W: std::io::Write>(
     let mut map = serializer.serialize_map(None)?;
     map.serialize_entry("eventVersion", "1.09")?;
     map.serialize_entry("userIdentity", &UserIdentity(&ctx.principal))?;
-    map.serialize_entry("eventTime", &iso8601(ctx.time))?;
+    map.serialize_entry("eventTime", &Iso8601(ctx.time))?;
     map.serialize_entry("eventSource", facts.event_source)?;
     map.serialize_entry("eventName", ctx.operation)?;
     map.serialize_entry("awsRegion", &ctx.region)?;
@@ -532,19 +484,122 @@ impl serde::Serialize for UserIdentity<'_> {
         }
         match &principal.kind {
             PrincipalKind::User { name, .. } => map.serialize_entry("userName", name)?,
-            // Sessions are rarer; their context is built as `user_identity` builds it.
             PrincipalKind::AssumedRole { .. } | PrincipalKind::FederatedUser { .. } => {
-                if let Some(context) = user_identity(principal).get("sessionContext") {
-                    map.serialize_entry("sessionContext", context)?;
-                }
+                map.serialize_entry("sessionContext", &SessionContext(principal))?;
             }
             _ => {
                 if principal.session.is_some() {
-                    map.serialize_entry("sessionContext", &session_context(principal, Value::Null))?;
+                    map.serialize_entry("sessionContext", &SessionContext(principal))?;
                 }
             }
         }
         map.end()
+    }
+}
+
+/// [`session_context`] with its issuer, serialized without building it: every request made with
+/// session credentials writes one, and building it as a `Value` tree made a session request's record
+/// cost about three times a long-term key's.
+struct SessionContext<'a>(&'a Principal);
+
+impl serde::Serialize for SessionContext<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let principal = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        match &principal.kind {
+            PrincipalKind::AssumedRole {
+                role_arn,
+                role_name,
+                role_id,
+                ..
+            } => map.serialize_entry(
+                "sessionIssuer",
+                &SessionIssuer {
+                    issuer_type: "Role",
+                    principal_id: Some(role_id),
+                    arn: role_arn,
+                    account_id: &principal.account_id,
+                    user_name: Some(role_name),
+                },
+            )?,
+            PrincipalKind::FederatedUser { issuer_arn, .. } => map.serialize_entry(
+                "sessionIssuer",
+                &SessionIssuer {
+                    issuer_type: if issuer_arn.ends_with(":root") {
+                        "Root"
+                    } else {
+                        "IAMUser"
+                    },
+                    principal_id: None,
+                    arn: issuer_arn,
+                    account_id: &principal.account_id,
+                    user_name: None,
+                },
+            )?,
+            _ => {}
+        }
+        if let Some(session) = &principal.session {
+            map.serialize_entry(
+                "attributes",
+                &SessionAttributes {
+                    creation_date: Iso8601(session.issued_at),
+                    mfa_authenticated: if session.mfa_authenticated_at.is_some() {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                },
+            )?;
+            if let Some(source) = &session.source_identity {
+                map.serialize_entry("sourceIdentity", source)?;
+            }
+            if let Some(provider) = &session.federated_provider
+                && session.issuer_operation == "AssumeRoleWithWebIdentity"
+            {
+                map.serialize_entry(
+                    "webIdFederationData",
+                    &WebIdFederationData {
+                        federated_provider: provider,
+                    },
+                )?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// `sessionContext.sessionIssuer`, in AWS's member order.
+#[derive(serde::Serialize)]
+struct SessionIssuer<'a> {
+    #[serde(rename = "type")]
+    issuer_type: &'static str,
+    #[serde(rename = "principalId", skip_serializing_if = "Option::is_none")]
+    principal_id: Option<&'a str>,
+    arn: &'a str,
+    #[serde(rename = "accountId")]
+    account_id: &'a str,
+    #[serde(rename = "userName", skip_serializing_if = "Option::is_none")]
+    user_name: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct SessionAttributes {
+    #[serde(rename = "creationDate")]
+    creation_date: Iso8601,
+    #[serde(rename = "mfaAuthenticated")]
+    mfa_authenticated: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct WebIdFederationData<'a> {
+    #[serde(rename = "federatedProvider")]
+    federated_provider: &'a str,
+}
+
+impl serde::Serialize for Iso8601 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -846,7 +901,61 @@ mod tests {
         assert_eq!(stray["newPassword"], "HIDDEN_DUE_TO_SECURITY_REASONS");
     }
 
-    /// `record_bytes` writes exactly the bytes of `record` serialized, for every kind of caller.
+    /// The record built as a `Value` tree, field by field: the reference `record_bytes` must match.
+    fn reference_record(facts: EventFacts<'_>) -> Value {
+        let ctx = facts.ctx;
+        let mut request = facts.request;
+        if let Some(r) = request.as_mut() {
+            redact(r);
+        }
+        let mut response = facts.response;
+        if let Some(r) = response.as_mut() {
+            redact(r);
+        }
+        let mut record = Map::new();
+        record.insert("eventVersion".into(), json!("1.09"));
+        record.insert("userIdentity".into(), user_identity(&ctx.principal));
+        record.insert("eventTime".into(), json!(iso8601(ctx.time)));
+        record.insert("eventSource".into(), json!(facts.event_source));
+        record.insert("eventName".into(), json!(ctx.operation));
+        record.insert("awsRegion".into(), json!(ctx.region));
+        record.insert("sourceIPAddress".into(), json!(ctx.source_ip.to_string()));
+        let agent: String = ctx.user_agent.chars().take(1024).collect();
+        record.insert("userAgent".into(), json!(agent));
+        if let Some((code, message)) = facts.error {
+            record.insert("errorCode".into(), json!(code));
+            record.insert("errorMessage".into(), json!(message));
+        }
+        record.insert("requestParameters".into(), request.unwrap_or(Value::Null));
+        record.insert("responseElements".into(), response.unwrap_or(Value::Null));
+        record.insert("requestID".into(), json!(ctx.request_id));
+        record.insert("eventID".into(), json!(facts.event_id));
+        record.insert("readOnly".into(), json!(facts.read_only));
+        if !facts.resources.is_empty() {
+            let resources: Vec<Value> = facts
+                .resources
+                .iter()
+                .map(|r| json!({"ARN": r.arn, "accountId": r.account_id, "type": r.resource_type}))
+                .collect();
+            record.insert("resources".into(), Value::Array(resources));
+        }
+        record.insert("eventType".into(), json!("AwsApiCall"));
+        record.insert("managementEvent".into(), json!(facts.management));
+        record.insert("recipientAccountId".into(), json!(facts.recipient_account_id));
+        record.insert(
+            "eventCategory".into(),
+            json!(if facts.management { "Management" } else { "Data" }),
+        );
+        if ctx.secure_transport {
+            record.insert(
+                "tlsDetails".into(),
+                json!({"tlsVersion": "TLSv1.3", "clientProvidedHostHeader": ""}),
+            );
+        }
+        Value::Object(record)
+    }
+
+    /// `record_bytes` writes exactly the bytes of the tree-built record serialized, for every kind of caller.
     #[test]
     fn record_bytes_match_the_record_value() {
         use crate::principal::SessionInfo;
@@ -896,6 +1005,14 @@ mod tests {
                 ..base.clone()
             },
             Principal {
+                kind: PrincipalKind::FederatedUser {
+                    name: "fed-root".into(),
+                    issuer_arn: "arn:aws:iam::111122223333:root".into(),
+                },
+                session: Some(session.clone()),
+                ..base.clone()
+            },
+            Principal {
                 session: Some(session),
                 ..base.clone()
             },
@@ -941,7 +1058,7 @@ mod tests {
                 event_id: format!("event-{index}"),
                 recipient_account_id: "111122223333",
             };
-            let expected = serde_json::to_vec(&record(facts())).unwrap();
+            let expected = serde_json::to_vec(&reference_record(facts())).unwrap();
             assert_eq!(
                 String::from_utf8(record_bytes(facts())).unwrap(),
                 String::from_utf8(expected).unwrap(),

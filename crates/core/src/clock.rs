@@ -65,16 +65,26 @@ impl Clock for ManualClock {
 
 /// Formats a time as AWS's ISO 8601 form without fraction: `2024-01-02T03:04:05Z`.
 pub fn iso8601(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    Iso8601(t).to_string()
+}
+
+/// A time written as [`iso8601`] writes it, for formatting straight into an output (no `String`).
+pub struct Iso8601(pub OffsetDateTime);
+
+impl std::fmt::Display for Iso8601 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.0.to_offset(time::UtcOffset::UTC);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
 }
 
 /// Epoch seconds with millisecond precision, as the JSON protocols send timestamps.
