@@ -4,7 +4,7 @@ PUT and GET throughput, the cost of each mode against the default, and the serve
 
 Usage (from the repository root, after `cargo build --release -p citadel`):
   python3 scripts/bench_s3_stream.py [--bin target/release/citadel] [--size-mib 1024] [--http]
-      [--modes default sse-s3 sse-kms sse-c] [--dir /var/tmp] [--repeat 1]
+      [--modes default sse-s3 sse-kms sse-c] [--dir /var/tmp] [--repeat 1] [--interleave]
 
 Method:
 - Starts its own release citadel with a fresh data directory under --dir, over TLS with a
@@ -14,6 +14,9 @@ Method:
   (boto3 `put_object` with the file as body, one request, no multipart), one GetObject read in
   1 MiB pieces and thrown away, then DeleteObject, so the modes do not add up on disk.
 - Warms up with one untimed 64 MiB PUT and GET.
+- Reads the server's CPU time (user + system, /proc/PID/stat) around each PUT and GET and reports
+  CPU seconds per GiB: the figure to compare modes by on a shared machine, where MiB/s move with
+  the neighbours' load but the server's work per byte does not.
 - Samples the server's VmRSS from /proc/PID/status every 50 ms: reported before the first mode
   and at its peak during each mode.
 
@@ -106,6 +109,19 @@ class RssSampler:
         self._thread.join()
 
 
+def cpu_s(pid):
+    """The server's CPU time so far (user + system, all threads), in seconds, from /proc/PID/stat.
+
+    CPU seconds per GiB depend far less on the machine's load than MiB/s do: a busy neighbour
+    slows the stream down but does not make the server do more work per byte."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
 def make_file(path, size):
     with open(path, "wb") as f:
         left = size
@@ -149,6 +165,8 @@ def main():
     ap.add_argument("--dir", default=None, help="where the data directory and the source file go")
     ap.add_argument("--http", action="store_true", help="plain HTTP (SSE-C is then skipped)")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--interleave", action="store_true",
+                    help="with --repeat, run the modes round-robin so that load drift hits every mode alike")
     a = ap.parse_args()
 
     size = a.size_mib * MIB
@@ -196,44 +214,61 @@ def main():
         customer_key = os.urandom(32)
         modes = [m for m in a.modes if not (a.http and m == "sse-c")]
         rows = []
-        for mode in modes:
-            for _ in range(a.repeat):
-                put_extra, get_extra = mode_args(mode, customer_key)
-                sampler.reset()
-                t0 = time.perf_counter()
-                with open(source, "rb") as f:
-                    put = s3.put_object(Bucket=bucket, Key="big", Body=f, ContentLength=size, **put_extra)
-                t1 = time.perf_counter()
-                got = s3.get_object(Bucket=bucket, Key="big", **get_extra)
-                h = hashlib.md5()
-                n = 0
-                for piece in got["Body"].iter_chunks(MIB):
-                    h.update(piece)
-                    n += len(piece)
-                t2 = time.perf_counter()
-                peak = sampler.peak()
-                if n != size or h.hexdigest() != want_md5:
-                    raise RuntimeError(f"{mode}: read back {n} bytes, md5 {h.hexdigest()} != {want_md5}")
-                if put["ETag"].strip('"') != want_md5 and mode != "sse-kms" and mode != "sse-c":
-                    raise RuntimeError(f"{mode}: ETag {put['ETag']} is not the MD5 of the body")
-                echo = got.get("ServerSideEncryption") or ("SSE-C" if got.get("SSECustomerAlgorithm") else "")
-                s3.delete_object(Bucket=bucket, Key="big")
-                rows.append((mode, echo, size / MIB / (t1 - t0), size / MIB / (t2 - t1), peak))
-                print(f"{mode}: PUT {rows[-1][2]:.1f} MiB/s, GET {rows[-1][3]:.1f} MiB/s, "
-                      f"peak RSS {peak / 1024:.1f} MiB", file=sys.stderr)
-        base = {}
-        for mode, _, put_rate, get_rate, _ in rows:
-            if mode == modes[0] and mode not in base:
-                base[mode] = (put_rate, get_rate)
-        base_put, base_get = base.get(modes[0], (rows[0][2], rows[0][3]))
+        if a.interleave:
+            order = [m for _ in range(a.repeat) for m in modes]
+        else:
+            order = [m for m in modes for _ in range(a.repeat)]
+        for mode in order:
+            put_extra, get_extra = mode_args(mode, customer_key)
+            sampler.reset()
+            c0 = cpu_s(server.pid)
+            t0 = time.perf_counter()
+            with open(source, "rb") as f:
+                put = s3.put_object(Bucket=bucket, Key="big", Body=f, ContentLength=size, **put_extra)
+            t1 = time.perf_counter()
+            c1 = cpu_s(server.pid)
+            got = s3.get_object(Bucket=bucket, Key="big", **get_extra)
+            h = hashlib.md5()
+            n = 0
+            for piece in got["Body"].iter_chunks(MIB):
+                h.update(piece)
+                n += len(piece)
+            t2 = time.perf_counter()
+            c2 = cpu_s(server.pid)
+            peak = sampler.peak()
+            if n != size or h.hexdigest() != want_md5:
+                raise RuntimeError(f"{mode}: read back {n} bytes, md5 {h.hexdigest()} != {want_md5}")
+            if put["ETag"].strip('"') != want_md5 and mode != "sse-kms" and mode != "sse-c":
+                raise RuntimeError(f"{mode}: ETag {put['ETag']} is not the MD5 of the body")
+            echo = got.get("ServerSideEncryption") or ("SSE-C" if got.get("SSECustomerAlgorithm") else "")
+            s3.delete_object(Bucket=bucket, Key="big")
+            gib = size / (1024 * MIB)
+            rows.append((mode, echo, size / MIB / (t1 - t0), size / MIB / (t2 - t1), peak,
+                         (c1 - c0) / gib, (c2 - c1) / gib))
+            print(f"{mode}: PUT {rows[-1][2]:.1f} MiB/s {rows[-1][5]:.2f} CPU s/GiB, "
+                  f"GET {rows[-1][3]:.1f} MiB/s {rows[-1][6]:.2f} CPU s/GiB, "
+                  f"peak RSS {peak / 1024:.1f} MiB", file=sys.stderr)
+        # The baseline is the median run of the first mode (by CPU per GiB, the steadier figure).
+        def median(values):
+            values = sorted(values)
+            middle = len(values) // 2
+            return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+        first = [r for r in rows if r[0] == modes[0]]
+        base_put, base_get = median([r[2] for r in first]), median([r[3] for r in first])
+        base_put_cpu, base_get_cpu = median([r[5] for r in first]), median([r[6] for r in first])
         print(f"\n{a.size_mib} MiB object, {'HTTP' if a.http else 'HTTPS (self-signed)'}, "
               f"load average {os.getloadavg()[0]:.2f}; server RSS before {rss_before / 1024:.1f} MiB\n")
-        print("| mode | stored as | PUT MiB/s | GET MiB/s | PUT cost vs default | GET cost vs default | peak RSS MiB | RSS growth MiB |")
-        print("|---|---|---|---|---|---|---|---|")
-        for mode, echo, put_rate, get_rate, peak in rows:
+        print("| mode | stored as | PUT MiB/s | GET MiB/s | PUT cost vs default | GET cost vs default "
+              "| PUT server CPU s/GiB | GET server CPU s/GiB | PUT CPU vs default | GET CPU vs default "
+              "| peak RSS MiB | RSS growth MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for mode, echo, put_rate, get_rate, peak, put_cpu, get_cpu in rows:
             put_cost = (base_put / put_rate - 1) * 100
             get_cost = (base_get / get_rate - 1) * 100
+            put_cpu_cost = (put_cpu / base_put_cpu - 1) * 100 if base_put_cpu else 0.0
+            get_cpu_cost = (get_cpu / base_get_cpu - 1) * 100 if base_get_cpu else 0.0
             print(f"| {mode} | {echo} | {put_rate:.1f} | {get_rate:.1f} | {put_cost:+.1f}% | {get_cost:+.1f}% "
+                  f"| {put_cpu:.2f} | {get_cpu:.2f} | {put_cpu_cost:+.1f}% | {get_cpu_cost:+.1f}% "
                   f"| {peak / 1024:.1f} | {(peak - rss_before) / 1024:.1f} |")
     finally:
         if sampler:

@@ -46,6 +46,8 @@ pub const CHUNK_SIZE: u32 = 64 * 1024;
 pub const TAG_LEN: usize = 16;
 /// The segment header length.
 pub const HEADER_LEN: usize = 17;
+/// The associated data of a chunk: header, index, last flag.
+const AAD_LEN: usize = HEADER_LEN + 8 + 1;
 const MAGIC: &[u8; 4] = b"CS3E";
 const VERSION: u8 = 1;
 
@@ -180,10 +182,11 @@ impl SegmentHeader {
         Ok(Nonce::assume_unique_for_key(nonce))
     }
 
-    fn aad(&self, index: u64, last: bool) -> Vec<u8> {
-        let mut aad = self.to_bytes().to_vec();
-        aad.extend_from_slice(&index.to_be_bytes());
-        aad.push(u8::from(last));
+    fn aad(&self, index: u64, last: bool) -> [u8; AAD_LEN] {
+        let mut aad = [0u8; AAD_LEN];
+        aad[..HEADER_LEN].copy_from_slice(&self.to_bytes());
+        aad[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&index.to_be_bytes());
+        aad[HEADER_LEN + 8] = u8::from(last);
         aad
     }
 
@@ -237,14 +240,18 @@ impl ChunkSealer {
         })
     }
 
+    /// Seals `plain` as the next chunk, appending it to `out`: the plaintext is copied once,
+    /// into `out`, and encrypted there in place.
     fn seal_chunk(&mut self, plain: &[u8], last: bool, out: &mut BytesMut) -> Result<(), CryptoError> {
-        let mut buffer = Zeroizing::new(plain.to_vec());
         let nonce = self.header.nonce(self.index)?;
         let aad = self.header.aad(self.index, last);
-        self.key
-            .seal_in_place_append_tag(nonce, Aad::from(aad), &mut *buffer)
+        let at = out.len();
+        out.extend_from_slice(plain);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce, Aad::from(aad), &mut out[at..])
             .map_err(|_| CryptoError::Seal)?;
-        out.extend_from_slice(&buffer);
+        out.extend_from_slice(tag.as_ref());
         self.index += 1;
         Ok(())
     }
@@ -259,15 +266,35 @@ impl ChunkSealer {
     /// Adds plaintext; returns the sealed bytes that are complete so far (maybe none).
     ///
     /// A full chunk is only sealed once more data follows it, because the last chunk is marked.
-    pub fn push(&mut self, data: &[u8]) -> Result<Bytes, CryptoError> {
-        let mut out = BytesMut::new();
-        self.start(&mut out);
-        self.pending.extend_from_slice(data);
+    /// Whole chunks are sealed straight from `data`; only a partial chunk is held back.
+    pub fn push(&mut self, mut data: &[u8]) -> Result<Bytes, CryptoError> {
         let chunk = self.header.chunk_size as usize;
-        while self.pending.len() > chunk {
-            let plain = self.pending.split_to(chunk);
-            self.seal_chunk(&plain, false, &mut out)?;
+        let held = self.pending.len() + data.len();
+        // A chunk is sealed only when at least one more byte follows it.
+        let sealable = held.saturating_sub(1) / chunk;
+        let header = if self.header_written { 0 } else { HEADER_LEN };
+        let mut out = BytesMut::with_capacity(header + sealable * (chunk + TAG_LEN));
+        self.start(&mut out);
+        if sealable == 0 {
+            self.pending.extend_from_slice(data);
+            return Ok(out.freeze());
         }
+        if !self.pending.is_empty() {
+            let take = chunk - self.pending.len();
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            let plain = std::mem::take(&mut self.pending);
+            self.seal_chunk(&plain, false, &mut out)?;
+            // Reuse the buffer (its plaintext is overwritten by the next chunk).
+            self.pending = plain;
+            self.pending.clear();
+        }
+        while data.len() > chunk {
+            let (plain, rest) = data.split_at(chunk);
+            self.seal_chunk(plain, false, &mut out)?;
+            data = rest;
+        }
+        self.pending.extend_from_slice(data);
         Ok(out.freeze())
     }
 
@@ -316,51 +343,82 @@ impl ChunkOpener {
         })
     }
 
-    fn open_ready(&mut self, out: &mut BytesMut) -> Result<(), CryptoError> {
-        loop {
-            if self.index > self.last_index {
-                if self.pending.is_empty() {
-                    return Ok(());
-                }
-                return Err(CryptoError::Length);
+    /// The sealed length of the next chunk, or `None` when every wanted chunk is open.
+    fn next_unit(&self) -> Option<usize> {
+        (self.index <= self.last_index)
+            .then(|| self.header.chunk_plain_len(self.index, self.plain_size) as usize + TAG_LEN)
+    }
+
+    /// Opens one sealed chunk (the next one) and appends the wanted part of its plaintext to
+    /// `out`: the ciphertext is copied once, into `out`, and decrypted there in place.
+    fn open_unit(&mut self, sealed: &[u8], out: &mut BytesMut) -> Result<(), CryptoError> {
+        let last = self.index == self.last_index;
+        let nonce = self.header.nonce(self.index)?;
+        let aad = self.header.aad(self.index, last);
+        let at = out.len();
+        out.extend_from_slice(sealed);
+        let plain_len = self
+            .key
+            .open_in_place(nonce, Aad::from(aad), &mut out[at..])
+            .map(|plain| plain.len());
+        let Ok(plain_len) = plain_len else {
+            // Unauthenticated bytes are not left behind in freed memory.
+            out[at..].fill(0);
+            return Err(CryptoError::Open);
+        };
+        let chunk_start = self.index * u64::from(self.header.chunk_size);
+        let skip = (self.from.saturating_sub(chunk_start) as usize).min(plain_len);
+        let keep_to = (self.to.saturating_sub(chunk_start) as usize).min(plain_len);
+        if skip < keep_to {
+            if skip > 0 {
+                out.copy_within(at + skip..at + keep_to, at);
             }
-            let plain_len = self.header.chunk_plain_len(self.index, self.plain_size) as usize;
-            let unit = plain_len + TAG_LEN;
-            if self.pending.len() < unit {
-                return Ok(());
-            }
-            let mut sealed = Zeroizing::new(self.pending.split_to(unit).to_vec());
-            let last = self.index == self.last_index;
-            let nonce = self.header.nonce(self.index)?;
-            let aad = self.header.aad(self.index, last);
-            let plain = self
-                .key
-                .open_in_place(nonce, Aad::from(aad), &mut sealed)
-                .map_err(|_| CryptoError::Open)?;
-            let chunk_start = self.index * u64::from(self.header.chunk_size);
-            let skip = self.from.saturating_sub(chunk_start) as usize;
-            let keep_to = (self.to.saturating_sub(chunk_start) as usize).min(plain.len());
-            if skip < keep_to {
-                out.extend_from_slice(&plain[skip..keep_to]);
-            }
-            self.index += 1;
-            if chunk_start + plain_len as u64 >= self.to {
-                // Everything wanted is out; ignore any further chunk the caller feeds.
-                self.index = self.last_index + 1;
-                self.pending.clear();
-                return Ok(());
-            }
+            out.truncate(at + keep_to - skip);
+        } else {
+            out.truncate(at);
         }
+        self.index += 1;
+        if chunk_start + plain_len as u64 >= self.to {
+            // Everything wanted is out; ignore any further chunk the caller feeds.
+            self.index = self.last_index + 1;
+            self.pending.clear();
+        }
+        Ok(())
     }
 
     /// Adds sealed bytes; returns the plaintext (within the range) that could be opened so far.
-    pub fn push(&mut self, data: &[u8]) -> Result<Bytes, CryptoError> {
-        if self.index > self.last_index {
+    /// Whole chunks are opened straight from `data`; only a partial chunk is held back.
+    pub fn push(&mut self, mut data: &[u8]) -> Result<Bytes, CryptoError> {
+        let Some(first_unit) = self.next_unit() else {
+            // Everything wanted is out: the rest (the caller may feed a whole blob) is ignored.
             return Ok(Bytes::new());
+        };
+        let mut out = BytesMut::with_capacity(self.pending.len() + data.len());
+        if !self.pending.is_empty() {
+            let unit = first_unit;
+            let take = (unit - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() < unit {
+                return Ok(out.freeze());
+            }
+            let sealed = std::mem::take(&mut self.pending);
+            self.open_unit(&sealed, &mut out)?;
+            self.pending = sealed;
+            self.pending.clear();
         }
-        self.pending.extend_from_slice(data);
-        let mut out = BytesMut::new();
-        self.open_ready(&mut out)?;
+        while !data.is_empty() {
+            let Some(unit) = self.next_unit() else {
+                break;
+            };
+            if data.len() < unit {
+                self.pending.extend_from_slice(data);
+                break;
+            }
+            let (sealed, rest) = data.split_at(unit);
+            self.open_unit(sealed, &mut out)?;
+            data = rest;
+        }
         Ok(out.freeze())
     }
 
@@ -636,6 +694,43 @@ mod tests {
         for (from, to) in ranges {
             let got = open_range(&key, header, &sealed, size, from, to).unwrap();
             assert_eq!(got, &data[from as usize..to as usize], "range {from}..{to}");
+        }
+    }
+
+    #[test]
+    fn any_piece_sizes_seal_and_open_alike() {
+        let key = new_data_key();
+        let c = CHUNK_SIZE as usize;
+        let unit = c + TAG_LEN;
+        let size = 4 * c + 33;
+        let data = pattern(size);
+        let header = SegmentHeader::random();
+        let reference = seal_all(&key, header, &data, 1);
+        for push in [1000, c - 1, c, c + 1, 2 * c + 7, size] {
+            let mut sealer = ChunkSealer::new(&key, header).unwrap();
+            let mut sealed = Vec::new();
+            for part in data.chunks(push) {
+                sealed.extend_from_slice(&sealer.push(part).unwrap());
+            }
+            sealed.extend_from_slice(&sealer.finish().unwrap());
+            assert_eq!(sealed, reference, "pushes of {push}");
+        }
+        let size = size as u64;
+        for (from, to) in [(0, size), (3, size - 2), (c as u64 + 1, 3 * c as u64), (size - 1, size)] {
+            let (start, end, _) = header.cipher_range(from, to, size);
+            for feed in [1, 4096, unit - 1, unit, unit + 1, 3 * unit + 5, reference.len()] {
+                let mut opener = ChunkOpener::new(&key, header, size, from, to).unwrap();
+                let mut out = Vec::new();
+                for piece in reference[start as usize..end as usize].chunks(feed) {
+                    out.extend_from_slice(&opener.push(piece).unwrap());
+                }
+                opener.finish().unwrap();
+                assert_eq!(
+                    out,
+                    &data[from as usize..to as usize],
+                    "range {from}..{to}, feed {feed}"
+                );
+            }
         }
     }
 

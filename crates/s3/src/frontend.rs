@@ -200,6 +200,7 @@ impl S3Frontend {
             account_id: config.account_id,
             sse_s3,
             kms: parking_lot::RwLock::new(None),
+            data_events: parking_lot::RwLock::new(None),
             access_logs: Arc::new(crate::access_log::AccessLogBuffer::default()),
             buckets: crate::engine::BucketCache::default(),
         });
@@ -221,6 +222,12 @@ impl S3Frontend {
     /// Installs the SSE-KMS data key provider (the KMS crate's).
     pub fn set_kms_provider(&self, provider: Arc<dyn DataKeyProvider>) {
         *self.inner.kms.write() = Some(provider);
+    }
+
+    /// Installs the check that decides, per account, whether S3 data events are recorded
+    /// (the CloudTrail trails'). Without one, every data event is recorded.
+    pub fn set_data_event_gate(&self, gate: Arc<dyn crate::audit::DataEventGate>) {
+        *self.inner.data_events.write() = Some(gate);
     }
 
     /// Serves one S3 request.
@@ -470,10 +477,12 @@ fn prepare(
         }
         session_token = Some(token);
     }
-    let request_id = hex::encode_upper(ids.bytes::<8>());
+    // One fill for both ids: each fill of the OS source is a system call.
+    let random = ids.bytes::<56>();
+    let request_id = hex::encode_upper(&random[..8]);
     let host_id = {
         use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(ids.bytes::<48>())
+        base64::engine::general_purpose::STANDARD.encode(&random[8..])
     };
     let state = RequestState {
         request_id,

@@ -2,7 +2,7 @@
 
 use super::util::{self, customer_key, etag, key_context, now_ms, owner, sse_echo, timestamp};
 use crate::checksum::Algorithm;
-use crate::engine::{Inner, KmsOptions, MAX_PUT_SIZE, blob_body, internal, no_such_key};
+use crate::engine::{Inner, KmsOptions, MAX_PUT_SIZE, blob_body, internal, is_inline, no_such_key};
 use crate::frontend::{RequestState, current, error};
 use crate::listing::{self, Listed, Step, Walker};
 use crate::meta::{self, BucketRecord, ObjectRecord, StoredChecksum};
@@ -667,11 +667,20 @@ pub async fn get_object(inner: &Inner, req: S3Request<GetObjectInput>) -> S3Resu
             &key_context(&input.bucket, &input.key),
         )
         .await?;
-    let body = inner.read_plain(&record.segments, data_key, from, to);
+    let body = match record.segments.as_slice() {
+        [segment] if is_inline(&segment.blob) => {
+            let plain = inner
+                .read_inline_plain(segment, &data_key, from, to)
+                .await
+                .map_err(internal)?;
+            StreamingBlob::from(s3s::Body::from(plain))
+        }
+        segments => blob_body(inner.read_plain(segments, data_key, from, to)),
+    };
     let echo = sse_echo(&record);
     let mut output = GetObjectOutput {
         accept_ranges: Some("bytes".into()),
-        body: Some(blob_body(body)),
+        body: Some(body),
         content_length: i64::try_from(to - from).ok(),
         content_range: partial.then(|| format!("bytes {}-{}/{}", from, to.saturating_sub(1), record.size)),
         content_type: record.content_type.clone(),
