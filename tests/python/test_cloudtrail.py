@@ -261,3 +261,38 @@ def test_delivery_and_validate_logs(ct_server):
     before = set(keys_under(s3, bucket, digest_prefix))
     ct.stop_logging(Name=name)
     wait_for(lambda: set(keys_under(s3, bucket, digest_prefix)) - before, timeout=30)
+
+
+def test_s3_data_events_reach_a_trail_that_selects_them(ct_server):
+    """S3 object calls are data events: recorded and delivered for a trail whose selectors ask for
+    them (and, as on AWS, not kept at all while no trail of the account does)."""
+    ct = ct_server.client("cloudtrail")
+    s3 = ct_server.client("s3")
+    logs_bucket = bucket_for_trails(s3, log_prefix="data")
+    data_bucket = f"data-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=data_bucket)
+    name = f"data-{uuid.uuid4().hex[:8]}"
+    ct.create_trail(Name=name, S3BucketName=logs_bucket, S3KeyPrefix="data")
+    ct.put_event_selectors(TrailName=name, EventSelectors=[{
+        "ReadWriteType": "All", "IncludeManagementEvents": False,
+        "DataResources": [{"Type": "AWS::S3::Object", "Values": [f"arn:aws:s3:::{data_bucket}/in/"]}]}])
+    ct.start_logging(Name=name)
+    s3.put_object(Bucket=data_bucket, Key="in/a.txt", Body=b"selected")
+    s3.get_object(Bucket=data_bucket, Key="in/a.txt")["Body"].read()
+    s3.put_object(Bucket=data_bucket, Key="out/b.txt", Body=b"not selected")
+    prefix = f"data/AWSLogs/{ACCOUNT_ID}/CloudTrail/{REGION}/"
+
+    def delivered():
+        records = []
+        for key in keys_under(s3, logs_bucket, prefix):
+            body = gzip.decompress(s3.get_object(Bucket=logs_bucket, Key=key)["Body"].read())
+            records.extend(json.loads(body)["Records"])
+        names = {(r["eventName"], r["requestParameters"].get("key")) for r in records
+                 if r.get("eventSource") == "s3.amazonaws.com" and r.get("requestParameters")}
+        return records if {("PutObject", "in/a.txt"), ("GetObject", "in/a.txt")} <= names else None
+
+    records = wait_for(delivered, timeout=60)
+    s3_records = [r for r in records if r["eventSource"] == "s3.amazonaws.com"]
+    assert all(r["managementEvent"] is False and r["eventCategory"] == "Data" for r in s3_records)
+    assert not [r for r in s3_records if r["requestParameters"].get("key") == "out/b.txt"]
+    assert not [r for r in records if r.get("managementEvent")]

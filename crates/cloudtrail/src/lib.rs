@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod data_events;
 pub mod delivery;
 pub mod digest;
 pub mod error;

@@ -74,6 +74,35 @@ pub fn selects(event_selectors: Option<&Value>, advanced: Option<&Value>, record
     }
 }
 
+/// Whether a trail's selectors could select any data event at all: a classic selector with
+/// `DataResources`, or an advanced selector not limited to `eventCategory` = `Management`.
+/// The default (no selectors) logs management events only. Services use it to skip recording data
+/// events that no trail would deliver, so it errs towards `true`.
+pub fn may_select_data_events(event_selectors: Option<&Value>, advanced: Option<&Value>) -> bool {
+    if let Some(advanced) = advanced.and_then(Value::as_array) {
+        return advanced.iter().any(|selector| {
+            let fields = selector.get("FieldSelectors").and_then(Value::as_array);
+            !fields.into_iter().flatten().any(|field| {
+                field.get("Field").and_then(Value::as_str) == Some("eventCategory")
+                    && field
+                        .get("Equals")
+                        .and_then(Value::as_array)
+                        .is_some_and(|values| values.iter().all(|v| v.as_str() == Some("Management")))
+            })
+        });
+    }
+    event_selectors
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|selector| {
+            selector
+                .get("DataResources")
+                .and_then(Value::as_array)
+                .is_some_and(|resources| !resources.is_empty())
+        })
+}
+
 fn classic_matches(selector: &Value, record: &Value) -> bool {
     let read_write = selector.get("ReadWriteType").and_then(Value::as_str).unwrap_or("All");
     let read_only = is_read_only(record);
@@ -266,6 +295,26 @@ pub fn validate(event_selectors: Option<&Value>, advanced: Option<&Value>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn which_selectors_may_select_data_events() {
+        assert!(!may_select_data_events(None, None));
+        let management_only = json!([{"ReadWriteType": "All", "IncludeManagementEvents": true, "DataResources": []}]);
+        assert!(!may_select_data_events(Some(&management_only), None));
+        let objects = json!([{"ReadWriteType": "All",
+            "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3:::b/"]}]}]);
+        assert!(may_select_data_events(Some(&objects), None));
+        let advanced_management = json!([{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]}]);
+        assert!(!may_select_data_events(None, Some(&advanced_management)));
+        let advanced_data = json!([
+            {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
+            {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
+                                {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}]}]);
+        assert!(may_select_data_events(None, Some(&advanced_data)));
+        // Any selector that does not pin the category could match a data event.
+        let unpinned = json!([{"FieldSelectors": [{"Field": "readOnly", "Equals": ["true"]}]}]);
+        assert!(may_select_data_events(None, Some(&unpinned)));
+    }
     use serde_json::json;
 
     fn mgmt(source: &str, read_only: bool) -> Value {

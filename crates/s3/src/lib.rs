@@ -38,6 +38,7 @@ pub mod names;
 mod post_form;
 pub mod registry;
 
+pub use audit::DataEventGate;
 /// The SigV4 signer, re-exported for the `citadel s3 cp` client so the binary needs no direct
 /// dependency on it.
 pub use citadel_sigv4 as sigv4;

@@ -130,6 +130,9 @@ impl App {
             base_domain: None,
         }));
         s3.set_kms_provider(sse_kms.clone());
+        s3.set_data_event_gate(Arc::new(crate::trail_sink::TrailDataEventGate(
+            citadel_cloudtrail::data_events::DataEventTrails::new(store.clone()),
+        )));
         s3.set_access_log_interval(args.access_log_interval);
         s3.spawn_access_log_delivery();
         let sink = Arc::new(crate::trail_sink::S3TrailSink {

@@ -247,3 +247,13 @@ fn encode_key(key: &str) -> String {
         .remove(b'~');
     percent_encoding::utf8_percent_encode(key, KEEP).to_string()
 }
+
+/// S3's data-event check, answered by the CloudTrail trails.
+pub struct TrailDataEventGate(pub citadel_cloudtrail::data_events::DataEventTrails);
+
+#[async_trait::async_trait]
+impl citadel_s3::DataEventGate for TrailDataEventGate {
+    async fn records_data_events(&self, account: &str) -> bool {
+        self.0.records_data_events(account).await
+    }
+}
