@@ -16,6 +16,7 @@ import time
 
 import boto3
 import botocore.config
+import botocore.exceptions
 
 
 def rss_kib(pid):
@@ -54,6 +55,11 @@ def main():
             try:
                 client.get_caller_identity()
                 break
+            except botocore.exceptions.ClientError as err:
+                # The server answered, but not with success (usually: its root keys are not the ones
+                # signed with; set CITADEL_ROOT_ACCESS_KEY_ID/SECRET_ACCESS_KEY to them).
+                proc.terminate()
+                raise SystemExit(f"server refused GetCallerIdentity: {err}")
             except Exception:
                 if proc.poll() is not None:
                     raise SystemExit("server exited")
