@@ -44,14 +44,14 @@
 //! Whatever reaches [`record`] is then passed through [`redact`], which masks any member still named
 //! like a secret, so no path (S3's hand-built parameters included) can leak one.
 
-use crate::clock::{Iso8601, iso8601};
+use crate::clock::Iso8601;
 use crate::context::RequestContext;
 use crate::principal::{Principal, PrincipalKind};
 use crate::service::{AuditResource, Check};
 use citadel_store::keys::Key;
 use citadel_wire::codec::ServiceModel;
 use citadel_wire::codec::model::ShapeType;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// The table of CloudTrail records.
 pub const EVENTS: &str = "events";
@@ -282,87 +282,6 @@ fn record_time(seconds: f64) -> Option<String> {
         .and_then(|t| t.format(FORMAT).ok())
 }
 
-/// CloudTrail's `userIdentity` object for a principal.
-pub fn user_identity(principal: &Principal) -> Value {
-    let mut identity = Map::new();
-    identity.insert("type".into(), json!(principal.identity_type()));
-    match &principal.kind {
-        PrincipalKind::Anonymous => {
-            identity.insert("principalId".into(), json!(""));
-            identity.insert("accountId".into(), json!("anonymous"));
-            return Value::Object(identity);
-        }
-        PrincipalKind::Service { name } => {
-            identity.insert("invokedBy".into(), json!(name));
-            return Value::Object(identity);
-        }
-        _ => {}
-    }
-    identity.insert("principalId".into(), json!(principal.principal_id));
-    identity.insert("arn".into(), json!(principal.arn));
-    identity.insert("accountId".into(), json!(principal.account_id));
-    if let Some(akid) = &principal.access_key_id {
-        identity.insert("accessKeyId".into(), json!(akid));
-    }
-    match &principal.kind {
-        PrincipalKind::User { name, .. } => {
-            identity.insert("userName".into(), json!(name));
-        }
-        PrincipalKind::AssumedRole {
-            role_arn,
-            role_name,
-            role_id,
-            ..
-        } => {
-            let issuer = json!({
-                "type": "Role", "principalId": role_id, "arn": role_arn,
-                "accountId": principal.account_id, "userName": role_name,
-            });
-            identity.insert("sessionContext".into(), session_context(principal, issuer));
-        }
-        PrincipalKind::FederatedUser { issuer_arn, .. } => {
-            let issuer_type = if issuer_arn.ends_with(":root") {
-                "Root"
-            } else {
-                "IAMUser"
-            };
-            let issuer = json!({"type": issuer_type, "arn": issuer_arn, "accountId": principal.account_id});
-            identity.insert("sessionContext".into(), session_context(principal, issuer));
-        }
-        _ => {
-            if principal.session.is_some() {
-                identity.insert("sessionContext".into(), session_context(principal, Value::Null));
-            }
-        }
-    }
-    Value::Object(identity)
-}
-
-fn session_context(principal: &Principal, issuer: Value) -> Value {
-    let mut context = Map::new();
-    if !issuer.is_null() {
-        context.insert("sessionIssuer".into(), issuer);
-    }
-    if let Some(session) = &principal.session {
-        context.insert(
-            "attributes".into(),
-            json!({
-                "creationDate": iso8601(session.issued_at),
-                "mfaAuthenticated": if session.mfa_authenticated_at.is_some() { "true" } else { "false" },
-            }),
-        );
-        if let Some(source) = &session.source_identity {
-            context.insert("sourceIdentity".into(), json!(source));
-        }
-        if let Some(provider) = &session.federated_provider
-            && session.issuer_operation == "AssumeRoleWithWebIdentity"
-        {
-            context.insert("webIdFederationData".into(), json!({"federatedProvider": provider}));
-        }
-    }
-    Value::Object(context)
-}
-
 /// The facts of one event, gathered by the pipeline.
 pub struct EventFacts<'a> {
     /// The request context.
@@ -455,7 +374,7 @@ fn write_record<W: std::io::Write>(
     map.end()
 }
 
-/// [`user_identity`], serialized without building it.
+/// CloudTrail's `userIdentity` object for a principal, serialized straight into the record.
 struct UserIdentity<'a>(&'a Principal);
 
 impl serde::Serialize for UserIdentity<'_> {
@@ -497,7 +416,7 @@ impl serde::Serialize for UserIdentity<'_> {
     }
 }
 
-/// [`session_context`] with its issuer, serialized without building it: every request made with
+/// `userIdentity.sessionContext` with its issuer, serialized without building it: every request made with
 /// session credentials writes one, and building it as a `Value` tree made a session request's record
 /// cost about three times a long-term key's.
 struct SessionContext<'a>(&'a Principal);
@@ -646,6 +565,8 @@ pub fn event_key(account_id: &str, time_ms: u64, event_id: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::iso8601;
+    use serde_json::json;
 
     #[test]
     fn redacts_secrets_at_any_depth() {
@@ -899,6 +820,88 @@ mod tests {
             "HIDDEN_DUE_TO_SECURITY_REASONS"
         );
         assert_eq!(stray["newPassword"], "HIDDEN_DUE_TO_SECURITY_REASONS");
+    }
+
+    /// CloudTrail's `userIdentity` object for a principal, built field by field as a `Value`: the
+    /// reference [`UserIdentity`] must match.
+    fn user_identity(principal: &Principal) -> Value {
+        let mut identity = Map::new();
+        identity.insert("type".into(), json!(principal.identity_type()));
+        match &principal.kind {
+            PrincipalKind::Anonymous => {
+                identity.insert("principalId".into(), json!(""));
+                identity.insert("accountId".into(), json!("anonymous"));
+                return Value::Object(identity);
+            }
+            PrincipalKind::Service { name } => {
+                identity.insert("invokedBy".into(), json!(name));
+                return Value::Object(identity);
+            }
+            _ => {}
+        }
+        identity.insert("principalId".into(), json!(principal.principal_id));
+        identity.insert("arn".into(), json!(principal.arn));
+        identity.insert("accountId".into(), json!(principal.account_id));
+        if let Some(akid) = &principal.access_key_id {
+            identity.insert("accessKeyId".into(), json!(akid));
+        }
+        match &principal.kind {
+            PrincipalKind::User { name, .. } => {
+                identity.insert("userName".into(), json!(name));
+            }
+            PrincipalKind::AssumedRole {
+                role_arn,
+                role_name,
+                role_id,
+                ..
+            } => {
+                let issuer = json!({
+                    "type": "Role", "principalId": role_id, "arn": role_arn,
+                    "accountId": principal.account_id, "userName": role_name,
+                });
+                identity.insert("sessionContext".into(), session_context(principal, issuer));
+            }
+            PrincipalKind::FederatedUser { issuer_arn, .. } => {
+                let issuer_type = if issuer_arn.ends_with(":root") {
+                    "Root"
+                } else {
+                    "IAMUser"
+                };
+                let issuer = json!({"type": issuer_type, "arn": issuer_arn, "accountId": principal.account_id});
+                identity.insert("sessionContext".into(), session_context(principal, issuer));
+            }
+            _ => {
+                if principal.session.is_some() {
+                    identity.insert("sessionContext".into(), session_context(principal, Value::Null));
+                }
+            }
+        }
+        Value::Object(identity)
+    }
+
+    fn session_context(principal: &Principal, issuer: Value) -> Value {
+        let mut context = Map::new();
+        if !issuer.is_null() {
+            context.insert("sessionIssuer".into(), issuer);
+        }
+        if let Some(session) = &principal.session {
+            context.insert(
+                "attributes".into(),
+                json!({
+                    "creationDate": iso8601(session.issued_at),
+                    "mfaAuthenticated": if session.mfa_authenticated_at.is_some() { "true" } else { "false" },
+                }),
+            );
+            if let Some(source) = &session.source_identity {
+                context.insert("sourceIdentity".into(), json!(source));
+            }
+            if let Some(provider) = &session.federated_provider
+                && session.issuer_operation == "AssumeRoleWithWebIdentity"
+            {
+                context.insert("webIdFederationData".into(), json!({"federatedProvider": provider}));
+            }
+        }
+        Value::Object(context)
     }
 
     /// The record built as a `Value` tree, field by field: the reference `record_bytes` must match.

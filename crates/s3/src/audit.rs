@@ -45,15 +45,15 @@ pub(crate) async fn wanted(inner: &Inner, state: &RequestState) -> bool {
     let Some(gate) = gate else {
         return true;
     };
-    let recipient = recipient.unwrap_or_else(|| {
-        let principal = state.principal();
-        if principal.account_id.is_empty() {
-            inner.account_id.clone()
-        } else {
-            principal.account_id.clone()
-        }
-    });
+    let recipient = recipient_account(inner, recipient, &state.principal());
     gate.records_data_events(&recipient).await
+}
+
+/// The account a record goes to: the bucket owner, else the caller's account, else the default.
+fn recipient_account(inner: &Inner, owner: Option<String>, principal: &citadel_core::Principal) -> String {
+    owner
+        .or_else(|| (!principal.account_id.is_empty()).then(|| principal.account_id.clone()))
+        .unwrap_or_else(|| inner.account_id.clone())
 }
 
 /// The record of the current request, keyed for the `events` table.
@@ -66,11 +66,7 @@ pub(crate) fn build_record(
     let facts = state.audit.lock();
     let op = facts.op?;
     let principal = state.principal();
-    let recipient = facts
-        .owner
-        .clone()
-        .or_else(|| (!principal.account_id.is_empty()).then(|| principal.account_id.clone()))
-        .unwrap_or_else(|| inner.account_id.clone());
+    let recipient = recipient_account(inner, facts.owner.clone(), &principal);
     let ctx = state.context(principal, op.name, &inner.region);
     let mut resources = Vec::new();
     let mut params = serde_json::Map::new();
