@@ -171,6 +171,19 @@ fn crash_child(spec: &str) {
                 }
             }));
         }
+        // Submissions nobody waits on share groups with the acknowledged commits; they must never
+        // make an acknowledged commit less durable or less atomic.
+        let submitter = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0u64.. {
+                let n = base + 900_000 + i;
+                let mut batch = WriteBatch::new();
+                batch.put("crash_submitted", &n.to_be_bytes(), &crash_value(n));
+                batch.put("crash_submitted_index", &n.to_be_bytes(), b"");
+                submitter.submit(batch);
+                tokio::task::yield_now().await;
+            }
+        }));
         for task in tasks {
             task.await.unwrap();
         }
@@ -239,9 +252,67 @@ fn acknowledged_commits_survive_sigkill() {
             let record_keys: Vec<_> = records.iter().map(|(k, _)| k).collect();
             let index_keys: Vec<_> = index.iter().map(|(k, _)| k).collect();
             assert_eq!(record_keys, index_keys);
+            let submitted = store.scan("crash_submitted", b"", None, usize::MAX, false).await.unwrap();
+            let submitted_index = store
+                .scan("crash_submitted_index", b"", None, usize::MAX, false)
+                .await
+                .unwrap();
+            assert_eq!(
+                submitted.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+                submitted_index.iter().map(|(k, _)| k).collect::<Vec<_>>()
+            );
             store.close().await.unwrap();
         });
         total_acknowledged += acknowledged.len();
     }
     println!("crash test: {total_acknowledged} acknowledged records survived 5 SIGKILLs");
+}
+
+const SUBMIT_CHILD_ENV: &str = "CITADEL_STORE_SUBMIT_CHILD";
+const SUBMIT_TEST: &str = "redb_adapter::tests::submissions_become_durable_without_a_flush";
+
+/// The child side: submits 100 batches, says so, and waits to be killed without flushing.
+fn submit_child(path: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = RedbStore::open(std::path::Path::new(path)).unwrap();
+        for n in 0u64..100 {
+            store.submit(put("submitted", &n.to_be_bytes(), b"v"));
+        }
+        std::io::stdout().lock().write_all(b"submitted\n").unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+}
+
+/// Submitted batches become durable on their own, without a flush and with nothing committed after
+/// them: a SIGKILL a moment later loses none of them.
+#[test]
+fn submissions_become_durable_without_a_flush() {
+    if let Ok(path) = std::env::var(SUBMIT_CHILD_ENV) {
+        submit_child(&path);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("submit.redb");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([SUBMIT_TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(SUBMIT_CHILD_ENV, path.display().to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // The harness prints "test NAME ... " before the child's own output, on the same line.
+    assert!(lines.any(|line| line.is_ok_and(|l| l.trim_end().ends_with("submitted"))), "the child never submitted");
+    // Far beyond one group commit, so that a slow fsync on a loaded machine does not matter.
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        let store = RedbStore::open(&path).unwrap();
+        let rows = store.scan("submitted", b"", None, usize::MAX, false).await.unwrap();
+        assert_eq!(rows.len(), 100);
+        store.close().await.unwrap();
+    });
 }
