@@ -192,10 +192,10 @@ impl CredentialResolver {
         let stamp = self.stamp();
         {
             let cache = self.cache.read();
-            if cache.stamp == stamp {
-                if let Some(hit) = cache.entries.get(access_key_id) {
-                    return Ok(hit.clone());
-                }
+            if cache.stamp == stamp
+                && let Some(hit) = cache.entries.get(access_key_id)
+            {
+                return Ok(hit.clone());
             }
         }
         let resolved = self.resolve_uncached(access_key_id).await?;

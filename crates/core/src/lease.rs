@@ -78,12 +78,12 @@ impl Lease {
     pub async fn acquire(&self) -> Result<bool, StoreError> {
         let now_ms = millis(self.clock.now());
         let current = self.store.get(LEASES, self.name.as_bytes()).await?;
-        if let Some(raw) = &current {
-            if let Ok(record) = serde_json::from_slice::<LeaseRecord>(raw) {
-                if record.holder != self.holder && record.expires_ms > now_ms {
-                    return Ok(false);
-                }
-            }
+        if let Some(raw) = &current
+            && let Ok(record) = serde_json::from_slice::<LeaseRecord>(raw)
+            && record.holder != self.holder
+            && record.expires_ms > now_ms
+        {
+            return Ok(false);
         }
         let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let record = LeaseRecord {

@@ -70,7 +70,7 @@ impl IdGen {
         buf
     }
 
-    fn from_alphabet(&self, alphabet: &[u8], len: usize) -> String {
+    fn string_over(&self, alphabet: &[u8], len: usize) -> String {
         let mut raw = vec![0u8; len];
         self.random.fill(&mut raw);
         // The alphabets have 32 or 64 entries, so the modulo is unbiased.
@@ -84,7 +84,7 @@ impl IdGen {
     pub fn aws_id(&self, prefix: &str) -> String {
         let mut id = String::with_capacity(20);
         id.push_str(prefix);
-        id.push_str(&self.from_alphabet(ID_ALPHABET, 20usize.saturating_sub(prefix.len())));
+        id.push_str(&self.string_over(ID_ALPHABET, 20usize.saturating_sub(prefix.len())));
         id
     }
 
@@ -92,13 +92,13 @@ impl IdGen {
     pub fn unique_id(&self, prefix: &str) -> String {
         let mut id = String::with_capacity(21);
         id.push_str(prefix);
-        id.push_str(&self.from_alphabet(ID_ALPHABET, 21usize.saturating_sub(prefix.len())));
+        id.push_str(&self.string_over(ID_ALPHABET, 21usize.saturating_sub(prefix.len())));
         id
     }
 
     /// A 40-character secret access key.
     pub fn secret_access_key(&self) -> String {
-        self.from_alphabet(SECRET_ALPHABET, 40)
+        self.string_over(SECRET_ALPHABET, 40)
     }
 
     /// A random UUID v4 string (request ids, event ids, KMS key ids).
@@ -111,7 +111,7 @@ impl IdGen {
 
     /// A string of `len` characters from `[A-Za-z0-9]`.
     pub fn alphanumeric(&self, len: usize) -> String {
-        self.from_alphabet(&SECRET_ALPHABET[..62], len)
+        self.string_over(&SECRET_ALPHABET[..62], len)
     }
 }
 

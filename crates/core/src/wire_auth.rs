@@ -98,15 +98,15 @@ pub fn route(req: &IncomingRequest, query: &[(String, String)]) -> Option<Route>
         Ok(parsed) => Some(Ok(parsed)),
         Err(err) => Some(Err(AuthFailure::Signature(err))),
     };
-    if let Some(Ok(parsed)) = &auth {
-        if !parsed.service.is_empty() {
-            let region = (!parsed.region.is_empty()).then(|| parsed.region.clone());
-            return Some(Route {
-                service: parsed.service.clone(),
-                region,
-                auth,
-            });
-        }
+    if let Some(Ok(parsed)) = &auth
+        && !parsed.service.is_empty()
+    {
+        let region = (!parsed.region.is_empty()).then(|| parsed.region.clone());
+        return Some(Route {
+            service: parsed.service.clone(),
+            region,
+            auth,
+        });
     }
     let service =
         service_from_target(header(&req.headers, "x-amz-target")).or_else(|| service_from_query(req, query))?;

@@ -143,11 +143,14 @@ impl<V: Clone> TableCache<V> {
     }
 }
 
+/// An alias record with the stored bytes it was decoded from (kept for preconditions).
+pub type CachedAlias = Arc<(AliasRecord, Vec<u8>)>;
+
 /// The KMS caches of one service instance (one per node and store).
 #[derive(Debug)]
 pub struct KmsCache {
     keys: TableCache<Arc<StoredKey>>,
-    aliases: TableCache<Option<Arc<(AliasRecord, Vec<u8>)>>>,
+    aliases: TableCache<Option<CachedAlias>>,
     grants: TableCache<Arc<[GrantRecord]>>,
 }
 
@@ -195,7 +198,7 @@ impl KmsCache {
         account: &str,
         region: &str,
         alias_name: &str,
-    ) -> Result<Option<Arc<(AliasRecord, Vec<u8>)>>, AwsError> {
+    ) -> Result<Option<CachedAlias>, AwsError> {
         let row = model::alias_key(account, region, alias_name);
         let (hit, generation) = self.aliases.get(store, &row);
         if let Some(alias) = hit {

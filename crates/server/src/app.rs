@@ -197,14 +197,13 @@ impl App {
     ) -> http::Response<citadel_s3::Body> {
         let (mut parts, body) = req.into_parts();
         // HTTP/2 carries the host in `:authority`; signatures cover it as the `host` header.
-        if !parts.headers.contains_key(http::header::HOST) {
-            if let Some(authority) = parts
+        if !parts.headers.contains_key(http::header::HOST)
+            && let Some(authority) = parts
                 .uri
                 .authority()
                 .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-            {
-                parts.headers.insert(http::header::HOST, authority);
-            }
+        {
+            parts.headers.insert(http::header::HOST, authority);
         }
         let path = parts.uri.path();
         if path == "/_citadel/accounts" && parts.method == http::Method::POST {
@@ -230,10 +229,9 @@ impl App {
             .headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            && len > self.max_body_bytes
         {
-            if len > self.max_body_bytes {
-                return too_large();
-            }
+            return too_large();
         }
         let limited = http_body_util::Limited::new(body, self.max_body_bytes);
         let body = match limited.collect().await {
