@@ -190,6 +190,18 @@ fn crash_child(spec: &str) {
     });
 }
 
+/// Re-executes this test binary to run only `test`, with `env` set to `value` (which makes that test
+/// act as the child), its stdout piped to the caller.
+fn spawn_child(test: &str, env: &str, value: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, value)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Re-executes this test binary as a writer, SIGKILLs it at a random moment five times, and checks
 /// after each kill that every acknowledged record is in the reopened database.
 #[test]
@@ -200,18 +212,15 @@ fn acknowledged_commits_survive_sigkill() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.redb");
-    let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rng();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let mut total_acknowledged = 0;
     for round in 0..5u64 {
-        let mut child = Command::new(&exe)
-            .args([CRASH_TEST, "--exact", "--nocapture", "--test-threads=1"])
-            .env(CRASH_CHILD_ENV, format!("{}|{}", path.display(), round * 1_000_000))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_child(
+            CRASH_TEST,
+            CRASH_CHILD_ENV,
+            &format!("{}|{}", path.display(), round * 1_000_000),
+        );
         let stdout = child.stdout.take().unwrap();
         let (first_ack, first_ack_seen) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
@@ -252,7 +261,10 @@ fn acknowledged_commits_survive_sigkill() {
             let record_keys: Vec<_> = records.iter().map(|(k, _)| k).collect();
             let index_keys: Vec<_> = index.iter().map(|(k, _)| k).collect();
             assert_eq!(record_keys, index_keys);
-            let submitted = store.scan("crash_submitted", b"", None, usize::MAX, false).await.unwrap();
+            let submitted = store
+                .scan("crash_submitted", b"", None, usize::MAX, false)
+                .await
+                .unwrap();
             let submitted_index = store
                 .scan("crash_submitted_index", b"", None, usize::MAX, false)
                 .await
@@ -273,7 +285,10 @@ const SUBMIT_TEST: &str = "redb_adapter::tests::submissions_become_durable_witho
 
 /// The child side: submits 100 batches, says so, and waits to be killed without flushing.
 fn submit_child(path: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let store = RedbStore::open(std::path::Path::new(path)).unwrap();
         for n in 0u64..100 {
@@ -294,16 +309,13 @@ fn submissions_become_durable_without_a_flush() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("submit.redb");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([SUBMIT_TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(SUBMIT_CHILD_ENV, path.display().to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child(SUBMIT_TEST, SUBMIT_CHILD_ENV, &path.display().to_string());
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     // The harness prints "test NAME ... " before the child's own output, on the same line.
-    assert!(lines.any(|line| line.is_ok_and(|l| l.trim_end().ends_with("submitted"))), "the child never submitted");
+    assert!(
+        lines.any(|line| line.is_ok_and(|l| l.trim_end().ends_with("submitted"))),
+        "the child never submitted"
+    );
     // Far beyond one group commit, so that a slow fsync on a loaded machine does not matter.
     std::thread::sleep(Duration::from_millis(500));
     child.kill().unwrap();
