@@ -15,8 +15,10 @@ if [ -z "${CITADEL_TEST_POSTGRES_URL:-}" ] && [ "$(id -u)" = 0 ]; then
   export CITADEL_TEST_POSTGRES_URL
 fi
 
-cargo build -p citadel
+# One package selection (--workspace) for every cargo call: a narrower one (-p citadel) resolves
+# other features (no dev-dependency `test-util`), which rebuilds most of the tree a second time and
+# doubles the target directory. `cargo test` builds target/debug/citadel too, which pytest runs.
 cargo test --workspace --no-fail-fast
 # Memory-bound checks measure the whole test process, so they run alone, one process each.
-cargo test -p citadel --test it -- --ignored --exact blobs_s3::large_put_streams_in_bounded_memory
+cargo test --workspace --test it -- --ignored --exact blobs_s3::large_put_streams_in_bounded_memory
 python3 -m pytest -q tests/python
