@@ -40,8 +40,9 @@ struct Args {
     profile: Option<usize>,
     /// Which path `--profile` runs: `evaluate` (uncached `evaluate(&PolicySet)`, the default),
     /// `compiled` (`CompiledSet` with the cache off), `cached` (`CompiledSet` with the cache on,
-    /// after one warm-up pass so that every profiled decision is a hit) or `wide` (the cache on over
-    /// the 20,000-request stream, which mostly misses).
+    /// after one warm-up pass so that every profiled decision is a hit), `wide` (the cache on over
+    /// the 20,000-request stream, which mostly misses) or `shared-cached` (the shared 40-request set
+    /// through a `CompiledSet` with its cache on: hits after the first pass).
     profile_path: String,
 }
 
@@ -261,6 +262,7 @@ struct Run {
     load_before: String,
     load_after: String,
     citadel: Timing,
+    citadel_cached: Timing,
     cedar: Timing,
     cedar_build: Timing,
     cedar_sliced: Timing,
@@ -324,6 +326,27 @@ fn real_main() -> Result<(), String> {
             context: &contexts[i],
         };
         citadel_code(citadel_policy::evaluate(&request, &citadel_set).outcome)
+    };
+
+    // The same 5 policies as a CompiledSet with its decision cache on: what a service keeps per
+    // principal. The 40 requests repeat round robin, so after the first pass every decision is a hit.
+    let shared_compiled = CompiledSet::new(SetSpec {
+        identity: policies
+            .iter()
+            .map(|(id, policy)| (id.clone(), Arc::new(policy.clone())))
+            .collect(),
+        ..SetSpec::default()
+    });
+    let shared_cached_decide = |i: usize| -> u8 {
+        let r = &set.requests[i];
+        let request = Request {
+            principal,
+            action: &r.action,
+            resource: Some(&r.resource),
+            resource_account: None,
+            context: &contexts[i],
+        };
+        citadel_code(shared_compiled.evaluate(&request, None).outcome)
     };
 
     // Cedar: translate, build the entity store and the 40 requests once.
@@ -428,6 +451,13 @@ fn real_main() -> Result<(), String> {
     );
     if citadel_ok != n {
         return Err("Citadel decisions differ from the expected ones; not timing".into());
+    }
+    for pass in 0..2 {
+        for i in 0..n {
+            if shared_cached_decide(i) != citadel_decide(i) {
+                return Err(format!("shared request {i}, pass {pass}: CompiledSet differs from evaluate"));
+            }
+        }
     }
 
     // Realistic principal: 10 x 10 statements, 3 conditions each, 1,000 requests.
@@ -568,6 +598,7 @@ fn real_main() -> Result<(), String> {
             "compiled" => (&uncached_decide, real_requests.len()),
             "cached" => (&cached_decide, real_requests.len()),
             "wide" => (&wide_decide, wide_requests.len()),
+            "shared-cached" => (&shared_cached_decide, n),
             other => return Err(format!("--profile-path: unknown path {other}")),
         };
         for i in 0..count {
@@ -592,6 +623,7 @@ fn real_main() -> Result<(), String> {
     for run in 1..=args.runs {
         let load_before = loadavg();
         let citadel = time_engine(n, args.secs, overhead, citadel_decide);
+        let citadel_cached = time_engine(n, args.secs, overhead, shared_cached_decide);
         let cedar = time_engine(n, args.secs, overhead, cedar_decide);
         let cedar_build = time_engine(n, args.secs, overhead, cedar_build_decide);
         let cedar_sliced = time_engine(n, args.secs, overhead, cedar_sliced_decide);
@@ -612,6 +644,7 @@ fn real_main() -> Result<(), String> {
             load_before,
             load_after,
             citadel,
+            citadel_cached,
             cedar,
             cedar_build,
             cedar_sliced,
@@ -630,6 +663,7 @@ fn real_main() -> Result<(), String> {
         runs.push(r);
     }
     for (name, set) in [
+        ("shared set, 40", &shared_compiled),
         ("cache on, 1,000", &cached_set),
         ("cache on, 20,000", &wide_set),
         ("clock moves", &clock_set),
@@ -687,6 +721,7 @@ fn median_run(runs: &[Run]) -> Run {
         load_before: runs.first().map(|r| r.load_before.clone()).unwrap_or_default(),
         load_after: runs.last().map(|r| r.load_after.clone()).unwrap_or_default(),
         citadel: pick(|r| &r.citadel),
+        citadel_cached: pick(|r| &r.citadel_cached),
         cedar: pick(|r| &r.cedar),
         cedar_build: pick(|r| &r.cedar_build),
         cedar_sliced: pick(|r| &r.cedar_sliced),
@@ -728,6 +763,7 @@ fn print_run(r: &Run) {
         );
     };
     row("Citadel evaluate (40-request set)", &r.citadel);
+    row("Citadel CompiledSet, cache on (40-request set)", &r.citadel_cached);
     row("cedar-policy is_authorized (prebuilt Request)", &r.cedar);
     row("cedar-policy Request build + is_authorized", &r.cedar_build);
     row("cedar-policy is_authorized, set sliced by service", &r.cedar_sliced);
@@ -771,6 +807,7 @@ fn print_run(r: &Run) {
     println!();
     for (name, t) in [
         ("citadel", &r.citadel),
+        ("citadel_cached", &r.citadel_cached),
         ("cedar", &r.cedar),
         ("cedar_build", &r.cedar_build),
         ("cedar_sliced", &r.cedar_sliced),
