@@ -31,6 +31,10 @@ fresh_db() {
   psql "$PG" -qc "CREATE DATABASE $name" >/dev/null
   echo "${PG%/*}/$name"
 }
+# The benchmark databases hold hundreds of MB of audit records; drop each when its run is over.
+drop_db() { # url
+  psql "$PG" -qc "DROP DATABASE ${1##*/}" >/dev/null
+}
 
 # 1. One node, embedded store.
 DATA=$(mktemp -d)
@@ -44,7 +48,7 @@ URL=$(fresh_db); DATA=$(mktemp -d); BLOBS=$(mktemp -d)
 "$CITADEL" serve --listen 127.0.0.1:4621 --data-dir "$DATA" --store "$URL" --blobs "file://$BLOBS" > "$OUT/pg1.log" 2>&1 &
 P=$!; wait_port 4621
 bench postgres-1node 4621 $P
-kill $P; wait $P || true; rm -rf "$DATA" "$BLOBS"
+kill $P; wait $P || true; rm -rf "$DATA" "$BLOBS"; drop_db "$URL"
 
 # 3. Two nodes on one PostgreSQL, loaded at once.
 URL=$(fresh_db); DA=$(mktemp -d); DB=$(mktemp -d); BLOBS=$(mktemp -d)
@@ -56,5 +60,5 @@ bench postgres-2nodes-a 4622 $PA &
 W=$!
 bench postgres-2nodes-b 4623 $PB
 wait $W || true
-kill $PA $PB; wait $PA $PB || true; rm -rf "$DA" "$DB" "$BLOBS"
+kill $PA $PB; wait $PA $PB || true; rm -rf "$DA" "$DB" "$BLOBS"; drop_db "$URL"
 echo "results in $OUT"
