@@ -165,24 +165,4 @@ mod tests {
             assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
         }
     }
-
-    #[test]
-    #[ignore = "timing, run by hand: cargo test -p citadel-core --release uuid_cost -- --ignored --nocapture"]
-    fn uuid_cost() {
-        let ids = IdGen::new(Arc::new(OsRandom));
-        let n = 1_000_000u32;
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(ids.uuid());
-        }
-        let public = start.elapsed() / n;
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(ids.bytes::<16>());
-        }
-        println!(
-            "uuid (fill_public): {public:?}; 16 bytes from fill (getrandom): {:?}",
-            start.elapsed() / n
-        );
-    }
 }
