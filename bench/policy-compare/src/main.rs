@@ -82,6 +82,23 @@ fn label(code: u8) -> &'static str {
     }
 }
 
+/// Request `i` of the shared set, with its prebuilt context, as the benchmark principal.
+fn shared_request<'a>(
+    set: &'a set::BenchSet,
+    contexts: &'a [Context],
+    principal: Principal<'a>,
+    i: usize,
+) -> Request<'a> {
+    let r = &set.requests[i];
+    Request {
+        principal,
+        action: &r.action,
+        resource: Some(&r.resource),
+        resource_account: None,
+        context: &contexts[i],
+    }
+}
+
 /// The lower-cased service prefix of an IAM action (`s3` for `s3:GetObject`).
 fn service_prefix(action: &str) -> String {
     action.split_once(':').map_or(action, |(p, _)| p).to_ascii_lowercase()
@@ -317,15 +334,7 @@ fn real_main() -> Result<(), String> {
     let principal_arn = format!("arn:aws:iam::{}:user/bench", set.account);
     let principal = Principal::new(&principal_arn, &set.account, PrincipalKind::User);
     let citadel_decide = |i: usize| -> u8 {
-        let r = &set.requests[i];
-        let request = Request {
-            principal,
-            action: &r.action,
-            resource: Some(&r.resource),
-            resource_account: None,
-            context: &contexts[i],
-        };
-        citadel_code(citadel_policy::evaluate(&request, &citadel_set).outcome)
+        citadel_code(citadel_policy::evaluate(&shared_request(&set, &contexts, principal, i), &citadel_set).outcome)
     };
 
     // The same 5 policies as a CompiledSet with its decision cache on: what a service keeps per
@@ -338,15 +347,11 @@ fn real_main() -> Result<(), String> {
         ..SetSpec::default()
     });
     let shared_cached_decide = |i: usize| -> u8 {
-        let r = &set.requests[i];
-        let request = Request {
-            principal,
-            action: &r.action,
-            resource: Some(&r.resource),
-            resource_account: None,
-            context: &contexts[i],
-        };
-        citadel_code(shared_compiled.evaluate(&request, None).outcome)
+        citadel_code(
+            shared_compiled
+                .evaluate(&shared_request(&set, &contexts, principal, i), None)
+                .outcome,
+        )
     };
 
     // Cedar: translate, build the entity store and the 40 requests once.
@@ -455,7 +460,9 @@ fn real_main() -> Result<(), String> {
     for pass in 0..2 {
         for i in 0..n {
             if shared_cached_decide(i) != citadel_decide(i) {
-                return Err(format!("shared request {i}, pass {pass}: CompiledSet differs from evaluate"));
+                return Err(format!(
+                    "shared request {i}, pass {pass}: CompiledSet differs from evaluate"
+                ));
             }
         }
     }
