@@ -28,6 +28,7 @@ const STARTUP_SYMBOLS: &str = "startup-symbols.txt";
 fn main() {
     println!("cargo:rerun-if-env-changed=CITADEL_NO_RELR");
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     println!("cargo:rerun-if-changed={STARTUP_SYMBOLS}");
     let target = std::env::var("TARGET").unwrap_or_default();
     let host = std::env::var("HOST").unwrap_or_default();
@@ -35,8 +36,10 @@ fn main() {
         return;
     }
     // The ordering flag is lld's (Rust's default linker here); a build that picks its own linker
-    // through RUSTFLAGS goes without it.
-    let own_linker = std::env::var("CARGO_ENCODED_RUSTFLAGS").is_ok_and(|flags| flags.contains("linker"));
+    // (cargo's `linker` setting, or `-C linker` / `-fuse-ld` in RUSTFLAGS) goes without it.
+    let own_linker = std::env::var_os("RUSTC_LINKER").is_some()
+        || std::env::var("CARGO_ENCODED_RUSTFLAGS")
+            .is_ok_and(|flags| flags.contains("linker") || flags.contains("fuse-ld"));
     if std::env::var("PROFILE").is_ok_and(|profile| profile == "release")
         && !own_linker
         && let Ok(dir) = std::env::var("CARGO_MANIFEST_DIR")
