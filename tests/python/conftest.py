@@ -39,7 +39,12 @@ class CitadelServer:
         self.env.update(env or {})
         self.proc = None
         self.endpoint = None
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            # A server that refuses to start (some tests expect that) leaves no directory behind.
+            self.close()
+            raise
 
     def start(self):
         self.proc = subprocess.Popen(

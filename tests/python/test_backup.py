@@ -102,16 +102,20 @@ def test_backup_while_serving_restores_into_a_new_data_directory(populated):
 
 
 def test_a_damaged_backup_is_refused(populated):
-    copy = os.path.join(tempfile.mkdtemp(prefix="citadel-damaged-"), "b")
-    shutil.copytree(populated["dir"], copy)
-    rows = os.path.join(copy, "store.rows")
-    data = bytearray(open(rows, "rb").read())
-    data[len(data) // 2] ^= 0xFF
-    open(rows, "wb").write(bytes(data))
-    data_dir = os.path.join(os.path.dirname(copy), "data")
-    result = citadel("restore", copy, "--data-dir", data_dir, check=False)
-    assert result.returncode != 0 and "damaged" in result.stderr
-    assert not os.path.exists(os.path.join(data_dir, "citadel.redb"))
+    work = tempfile.mkdtemp(prefix="citadel-damaged-")
+    try:
+        copy = os.path.join(work, "b")
+        shutil.copytree(populated["dir"], copy)
+        rows = os.path.join(copy, "store.rows")
+        data = bytearray(open(rows, "rb").read())
+        data[len(data) // 2] ^= 0xFF
+        open(rows, "wb").write(bytes(data))
+        data_dir = os.path.join(work, "data")
+        result = citadel("restore", copy, "--data-dir", data_dir, check=False)
+        assert result.returncode != 0 and "damaged" in result.stderr
+        assert not os.path.exists(os.path.join(data_dir, "citadel.redb"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.skipif(not PG_URL, reason="CITADEL_TEST_POSTGRES_URL is not set")

@@ -8,6 +8,7 @@ import base64
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -50,6 +51,7 @@ def cluster():
     a.close()
     b.close()
     drop_database(name)
+    shutil.rmtree(shared, ignore_errors=True)
 
 
 def user_with_key(iam, name, policy):
