@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the list of functions a `citadel serve` start-up runs, for the linker to place together.
+"""Writes the list of functions the linker places first: those a `citadel serve` start-up runs, then
+those of the common calls.
 
 Why: the release binary's text is ~17 MB, and a cold start touches code all over it. Each first touch
 of a page maps the whole 64 KiB around it (the kernel's fault-around), so start-up used to leave about
@@ -13,8 +14,9 @@ How: runs the given release binary under valgrind's callgrind with a fresh data 
 for a moment, stops it with SIGINT (a graceful shutdown, so callgrind writes its profile), and keeps
 every function of the binary that ran, by its mangled name. A second run adds a few of each call the
 load harness times (KMS Encrypt, S3 PutObject and GetObject): their functions follow the start-up
-ones, so the request path is packed too, away from code that never runs. Names the binary does not define are dropped; the linker ignores names that a
-later build no longer has, so a stale list only places fewer functions.
+ones, so the request path is packed too, away from code that never runs. Names the binary does not
+define are dropped; the linker ignores names that a later build no longer has, so a stale list only
+places fewer functions.
 
 Usage: scripts/startup_symbols.py target/release/citadel [--out crates/server/startup-symbols.txt]
 Needs valgrind, nm and boto3.
@@ -64,12 +66,14 @@ def functions_that_ran(profile, binary):
 
 def defined_functions(binary):
     listing = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True, check=True).stdout
-    return {parts[2] for parts in (line.split() for line in listing.splitlines()) if len(parts) == 3 and parts[1] in "tTwW"}
+    rows = (line.split() for line in listing.splitlines())
+    # nm rows are "address type name"; t/T/w/W are code symbols.
+    return {row[2] for row in rows if len(row) == 3 and row[1] in "tTwW"}
 
 
 def profile_run(binary, port, workload):
     """The functions of `binary` that ran in one callgrind run of a first start, a health check, a
-    signed GetCallerIdentity and then `workload` (a function of the endpoint and the credentials)."""
+    signed GetCallerIdentity and then `workload(session, endpoint)` (a boto3 session signing as root)."""
     with tempfile.TemporaryDirectory() as work:
         profile = os.path.join(work, "callgrind.out")
         env = dict(os.environ)
