@@ -375,43 +375,17 @@ impl BlobHeader {
 
 /// Parses a textual UUID (`8-4-4-4-12` hex) into 16 bytes.
 pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 36 {
+    // Only the hyphenated form (36 characters) names a key; the uuid crate also reads the simple,
+    // braced and URN forms, which have other lengths.
+    if text.len() != 36 {
         return None;
     }
-    let mut out = [0u8; 16];
-    let mut hex_digits = Vec::with_capacity(32);
-    for (index, &byte) in bytes.iter().enumerate() {
-        if matches!(index, 8 | 13 | 18 | 23) {
-            if byte != b'-' {
-                return None;
-            }
-            continue;
-        }
-        hex_digits.push(byte);
-    }
-    for (slot, pair) in out.iter_mut().zip(hex_digits.chunks(2)) {
-        let text = std::str::from_utf8(pair).ok()?;
-        *slot = u8::from_str_radix(text, 16).ok()?;
-    }
-    // `from_str_radix` accepts a leading `+`, which is not a hex digit.
-    if hex_digits.iter().any(|b| !b.is_ascii_hexdigit()) {
-        return None;
-    }
-    Some(out)
+    uuid::Uuid::try_parse(text).ok().map(uuid::Uuid::into_bytes)
 }
 
 /// Formats 16 bytes as a lower-case textual UUID.
 pub fn uuid_string(bytes: &[u8; 16]) -> String {
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::from_bytes(*bytes).hyphenated().to_string()
 }
 
 /// The canonical encoding of an encryption context (see the module docs).
@@ -794,11 +768,14 @@ mod tests {
         let text = "1234abcd-12ab-34cd-56ef-1234567890ab";
         let bytes = parse_uuid(text).unwrap();
         assert_eq!(uuid_string(&bytes), text);
+        assert_eq!(parse_uuid(&text.to_uppercase()), Some(bytes));
         for bad in [
             "",
             "1234abcd12ab34cd56ef1234567890ab",
             "1234abcd-12ab-34cd-56ef-1234567890ag",
             "+234abcd-12ab-34cd-56ef-1234567890ab",
+            "1234abc-d12ab-34cd-56ef-1234567890ab",
+            "1234abcd-12ab-34cd-56ef-1234567890\u{e9}",
         ] {
             assert!(parse_uuid(bad).is_none(), "{bad}");
         }

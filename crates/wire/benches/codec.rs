@@ -1,4 +1,5 @@
-//! The hot path of every SDK's credential check: decoding `GetCallerIdentity` and encoding its answer.
+//! Hot paths of the model-driven codec: `GetCallerIdentity` (query protocol, every SDK's credential
+//! check) and KMS `Encrypt` of 1 KiB (JSON protocol, a base64 blob each way).
 
 use citadel_wire::Protocol;
 use citadel_wire::codec::{self, RequestParts};
@@ -55,5 +56,45 @@ fn get_caller_identity(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, get_caller_identity);
+fn kms_encrypt(c: &mut Criterion) {
+    use base64::Engine;
+    let kms = codec::model("kms").expect("the kms model is embedded");
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    headers.insert("x-amz-target", http::HeaderValue::from_static("TrentService.Encrypt"));
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let plaintext: Vec<u8> = (0..1024u32).map(|i| (i * 7) as u8).collect();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "KeyId": "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "Plaintext": b64.encode(&plaintext),
+    }))
+    .expect("serializes");
+    // A symmetric ciphertext blob of 1 KiB plaintext is a little over 1 KiB.
+    let blob: Vec<u8> = (0..1100u32).map(|i| (i * 13) as u8).collect();
+    let output = serde_json::json!({
+        "CiphertextBlob": b64.encode(&blob),
+        "KeyId": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+    });
+    c.bench_function("decode KMS Encrypt of 1 KiB (json)", |b| {
+        b.iter(|| {
+            let request = RequestParts {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &headers,
+                body: black_box(&body),
+            };
+            codec::decode_request(kms, &request)
+        })
+    });
+    c.bench_function("encode KMS Encrypt response (json)", |b| {
+        b.iter(|| codec::encode_response(kms, "Encrypt", Protocol::Json, black_box(&output), "6f1a9d2e-req"))
+    });
+}
+
+criterion_group!(benches, get_caller_identity, kms_encrypt);
 criterion_main!(benches);

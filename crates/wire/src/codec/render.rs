@@ -84,7 +84,7 @@ pub fn render_error(
                     object.insert(name.clone(), value.clone());
                 }
             }
-            Value::Object(object).to_string().into_bytes()
+            super::json::to_bytes(&Value::Object(object))
         }
     };
     (err.status, headers, body)

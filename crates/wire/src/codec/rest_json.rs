@@ -348,15 +348,12 @@ pub(crate) fn encode(
                     .unwrap_or_else(|_| text.clone().into_bytes()),
                 (Some(ShapeType::String), Some(Value::String(text))) => text.clone().into_bytes(),
                 (_, Some(value)) => json::write_value(model, &member.target, value)
-                    .map(|v| v.to_string().into_bytes())
+                    .map(|v| json::to_bytes(&v))
                     .unwrap_or_default(),
                 (_, None) => Vec::new(),
             }
         }
-        None => json::write_value(model, target, output)
-            .unwrap_or_else(|| Value::Object(Map::new()))
-            .to_string()
-            .into_bytes(),
+        None => json::to_bytes(&json::write_value(model, target, output).unwrap_or_else(|| Value::Object(Map::new()))),
     };
     (status, headers, body)
 }

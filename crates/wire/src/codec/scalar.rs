@@ -1,6 +1,5 @@
 //! Scalars read from text (query parameters, rest-json labels, query strings and headers).
 
-use base64::Engine;
 use serde_json::Value;
 
 use super::model::ShapeType;
@@ -42,14 +41,41 @@ pub fn from_text(kind: ShapeType, text: &str) -> Result<Value, &'static str> {
 }
 
 /// True when `text` is standard base64 (padding optional, as AWS tolerates).
+///
+/// This runs on every blob of every request (a KMS plaintext, an S3 Content-MD5), and the service
+/// decodes the blob again where it uses it, so it only checks the text instead of decoding it: the
+/// same verdict as the `base64` crate's standard engine with padding indifferent and trailing bits
+/// allowed (the tests compare the two), in a fraction of the time.
 pub fn is_base64(text: &str) -> bool {
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
-            .with_decode_allow_trailing_bits(true),
-    );
-    engine.decode(text.trim()).is_ok()
+    let bytes = text.trim().as_bytes();
+    let symbols = bytes.iter().rposition(|&b| b != b'=').map_or(0, |last| last + 1);
+    let body = bytes.get(..symbols).unwrap_or_default();
+    if !body.chunks(64).all(all_symbols) {
+        return false;
+    }
+    // The decoder reads the text in groups of four, the last group being the final 1 to 4
+    // characters. A last group of one character carries no whole byte, and padding may only
+    // end the last group, after at least two symbols.
+    let last_group = match bytes.len() % 4 {
+        1 => return false,
+        0 => bytes.len().min(4),
+        rest => rest,
+    };
+    bytes.is_empty() || body.len() >= bytes.len() - last_group + 2
+}
+
+/// Whether every byte of `chunk` is in the standard base64 alphabet. Written without branches or
+/// a table so that the compiler vectorizes it: a KMS plaintext of 4 KiB is 5,464 characters.
+fn all_symbols(chunk: &[u8]) -> bool {
+    let outside = chunk.iter().fold(0u8, |outside, &b| {
+        let symbol = (b.wrapping_sub(b'A') < 26)
+            | (b.wrapping_sub(b'a') < 26)
+            | (b.wrapping_sub(b'0') < 10)
+            | (b == b'+')
+            | (b == b'/');
+        outside | u8::from(!symbol)
+    });
+    outside == 0
 }
 
 #[cfg(test)]
@@ -73,6 +99,59 @@ mod tests {
         ];
         for (kind, text, expected) in cases {
             assert_eq!(from_text(*kind, text).map_err(|_| ()), *expected, "{kind:?} {text}");
+        }
+    }
+
+    /// What `is_base64` must agree with: decoding with the `base64` crate.
+    fn decodes(text: &str) -> bool {
+        use base64::Engine;
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+                .with_decode_allow_trailing_bits(true),
+        );
+        engine.decode(text.trim()).is_ok()
+    }
+
+    #[test]
+    fn is_base64_agrees_with_decoding_on_every_short_text() {
+        // Every string of up to 7 characters over symbols that matter: alphabet members, padding,
+        // trimmed and untrimmed whitespace, and characters outside the alphabet.
+        let symbols = ['A', '/', '=', ' ', '-', '\u{e9}'];
+        let mut texts = vec![String::new()];
+        for _ in 0..7 {
+            let longer: Vec<String> = texts
+                .iter()
+                .filter(|t| t.chars().count() == texts.last().map_or(0, |l| l.chars().count()))
+                .flat_map(|t| symbols.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(longer);
+        }
+        assert!(texts.len() > 300_000);
+        for text in &texts {
+            assert_eq!(is_base64(text), decodes(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn is_base64_agrees_with_decoding_on_encoded_data_and_its_damage() {
+        use base64::Engine;
+        for len in 0..70usize {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
+            let padded = base64::engine::general_purpose::STANDARD.encode(&data);
+            let unpadded = padded.trim_end_matches('=').to_owned();
+            for text in [padded.clone(), unpadded.clone(), format!(" {padded}\n"), format!("{padded}=")] {
+                assert_eq!(is_base64(&text), decodes(&text), "{text:?}");
+            }
+            assert!(is_base64(&padded) && is_base64(&unpadded));
+            for at in 0..padded.len() {
+                for replacement in ["=", "!", "_", "a"] {
+                    let mut damaged = padded.clone();
+                    damaged.replace_range(at..at + 1, replacement);
+                    assert_eq!(is_base64(&damaged), decodes(&damaged), "{damaged:?}");
+                }
+            }
         }
     }
 }
