@@ -141,7 +141,12 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
             let padded = base64::engine::general_purpose::STANDARD.encode(&data);
             let unpadded = padded.trim_end_matches('=').to_owned();
-            for text in [padded.clone(), unpadded.clone(), format!(" {padded}\n"), format!("{padded}=")] {
+            for text in [
+                padded.clone(),
+                unpadded.clone(),
+                format!(" {padded}\n"),
+                format!("{padded}="),
+            ] {
                 assert_eq!(is_base64(&text), decodes(&text), "{text:?}");
             }
             assert!(is_base64(&padded) && is_base64(&unpadded));
