@@ -690,9 +690,7 @@ impl CompiledSet {
             missing_context_keys,
         })
     }
-}
 
-impl CompiledSet {
     /// Adds an entry, starting a new generation when the current one is full; a full generation
     /// that missed more than it hit sets the cache aside for a while (see the module docs).
     fn insert(&self, cache: &mut Cache, hash: u64, entry: Entry) {
