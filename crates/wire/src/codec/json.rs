@@ -157,6 +157,11 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
+/// The JSON body of an output shaped by `target` (see [`write_value`]); `{}` when nothing is left.
+pub(crate) fn write_body(model: &ServiceModel, target: &ShapeRef, output: &Value) -> Vec<u8> {
+    write_value(model, target, output).map_or_else(|| b"{}".to_vec(), |value| to_bytes(&value))
+}
+
 /// A JSON document's bytes. `serde_json::to_vec` writes straight into the buffer; `Value`'s
 /// `Display` (what `to_string` uses) goes through `fmt::Formatter` for every token and costs about
 /// twice as much on a KMS reply.

@@ -218,9 +218,7 @@ pub fn encode_response(
         }),
         Protocol::Json => {
             let body = match op.output.as_ref() {
-                Some(target) => json::to_bytes(
-                    &json::write_value(model, target, output).unwrap_or_else(|| Value::Object(serde_json::Map::new())),
-                ),
+                Some(target) => json::write_body(model, target, output),
                 None => b"{}".to_vec(),
             };
             let content_type = format!("application/x-amz-json-{}", model.json_version());

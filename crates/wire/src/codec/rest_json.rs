@@ -353,7 +353,7 @@ pub(crate) fn encode(
                 (_, None) => Vec::new(),
             }
         }
-        None => json::to_bytes(&json::write_value(model, target, output).unwrap_or_else(|| Value::Object(Map::new()))),
+        None => json::write_body(model, target, output),
     };
     (status, headers, body)
 }
